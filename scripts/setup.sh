@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian package dfgen's build, tests and examples need.
+# Idempotent; safe to run again. Needs root (or sudo).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+packages=(
+  # build
+  cmake ninja-build g++ pkg-config clang
+  libre2-dev libssl-dev libfmt-dev libgtest-dev libgmock-dev
+  nlohmann-json3-dev libarchive-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libcli11-dev
+  # running containers
+  runc slirp4netns uidmap iproute2
+  # test peers and fixtures
+  mmdebstrap busybox-static skopeo umoci docker.io docker-registry openssl
+  python3 ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
