@@ -1,0 +1,155 @@
+#include "core/context.h"
+
+#include <dirent.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "core/fs.h"
+
+namespace dfgen::context {
+namespace {
+
+bool has_wildcard(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
+
+std::vector<std::string> split_path(std::string_view p) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string_view::npos) end = p.size();
+    if (end > start) parts.emplace_back(p.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
+std::string join_rel(const std::string& dir, const std::string& name) {
+  return dir.empty() || dir == "." ? name : dir + "/" + name;
+}
+
+Result<std::vector<std::string>> list_dir(const std::string& abs) {
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(abs.c_str()), ::closedir);
+  if (!d) return Error::sys("read directory " + abs);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d.get())) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+struct Walker {
+  const std::string& root;
+  const IgnoreMatcher& ignore;
+  Selection& out;
+
+  Status walk(const std::string& rel, std::vector<std::string>& files) {
+    std::string abs = path_join(root, rel);
+    out.walked_dirs.push_back(abs);
+    DFGEN_TRY(auto names, list_dir(abs));
+    for (const auto& n : names) {
+      std::string child = join_rel(rel, n);
+      struct stat st;
+      if (::lstat(path_join(root, child).c_str(), &st) != 0) return Error::sys("stat " + child);
+      bool dir = S_ISDIR(st.st_mode);
+      if (ignore.excluded(child)) {
+        if (dir && ignore.may_include_below(child)) DFGEN_CHECK(walk(child, files));
+        continue;
+      }
+      files.push_back(child);
+      if (dir) DFGEN_CHECK(walk(child, files));
+    }
+    return ok_status();
+  }
+
+  // Matches pattern components [i..] below `rel`, appending top-level matches.
+  Status expand(const std::vector<std::string>& parts, size_t i, const std::string& rel,
+                std::vector<std::string>& found) {
+    if (i == parts.size()) {
+      found.push_back(rel.empty() ? "." : rel);
+      return ok_status();
+    }
+    const std::string& part = parts[i];
+    if (!has_wildcard(part)) {
+      std::string child = join_rel(rel, part);
+      if (path_exists(path_join(root, child))) return expand(parts, i + 1, child, found);
+      return ok_status();
+    }
+    std::string abs = path_join(root, rel.empty() ? "." : rel);
+    if (!is_directory(abs)) return ok_status();
+    out.walked_dirs.push_back(abs);
+    DFGEN_TRY(auto names, list_dir(abs));
+    for (const auto& n : names) {
+      if (::fnmatch(part.c_str(), n.c_str(), FNM_PATHNAME) == 0)
+        DFGEN_CHECK(expand(parts, i + 1, join_rel(rel, n), found));
+    }
+    return ok_status();
+  }
+};
+
+}  // namespace
+
+Result<std::string> clean_source(const std::string& source) {
+  std::vector<std::string> out;
+  for (auto& part : split_path(source)) {
+    if (part == ".") continue;
+    if (part == "..") {
+      if (out.empty()) return Error(fmt::format("forbidden path outside the build context: {}", source));
+      out.pop_back();
+      continue;
+    }
+    out.push_back(part);
+  }
+  if (out.empty()) return std::string(".");
+  std::string s;
+  for (auto& p : out) s = s.empty() ? p : s + "/" + p;
+  return s;
+}
+
+std::vector<std::string> Selection::all_files() const {
+  std::vector<std::string> all;
+  for (const auto& m : matches) {
+    if (!m.is_dir) all.push_back(m.path);
+    all.insert(all.end(), m.files.begin(), m.files.end());
+  }
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  return all;
+}
+
+Result<Selection> select(const std::string& root, const std::vector<std::string>& patterns,
+                         const IgnoreMatcher& ignore) {
+  Selection sel;
+  Walker w{root, ignore, sel};
+  for (const auto& pattern : patterns) {
+    DFGEN_TRY(std::string cleaned, clean_source(pattern));
+    std::vector<std::string> found;
+    if (cleaned == ".") {
+      found.push_back(".");
+    } else {
+      DFGEN_CHECK(w.expand(split_path(cleaned), 0, "", found));
+    }
+    std::erase_if(found, [&](const std::string& p) { return p != "." && ignore.excluded(p); });
+    if (found.empty()) {
+      if (has_wildcard(cleaned))
+        return Error(fmt::format("no source files were specified: {} matches no file in the build context", pattern));
+      return Error(fmt::format("file not found in build context or excluded by .dockerignore: {}", pattern));
+    }
+    for (auto& p : found) {
+      Match m;
+      m.path = p;
+      struct stat st;
+      m.is_dir = ::lstat(path_join(root, p).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      if (m.is_dir) DFGEN_CHECK(w.walk(p == "." ? "" : p, m.files));
+      sel.matches.push_back(std::move(m));
+    }
+  }
+  std::sort(sel.walked_dirs.begin(), sel.walked_dirs.end());
+  sel.walked_dirs.erase(std::unique(sel.walked_dirs.begin(), sel.walked_dirs.end()), sel.walked_dirs.end());
+  return sel;
+}
+
+}  // namespace dfgen::context
