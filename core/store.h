@@ -13,6 +13,8 @@
 // locks/index.lock. Blobs read back are verified against their digest.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
