@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.h"
@@ -18,7 +19,9 @@ namespace dfgen::syntax {
 
 struct Heredoc {
   std::string name;       // the delimiter word, e.g. EOF
-  std::string content;    // body, including the final newline
+  // Body, including the final newline, exactly as written: like BuildKit's
+  // parser we do not remove tabs for <<- here (see chomp_heredoc_content).
+  std::string content;
   bool expand = true;     // false when the delimiter was quoted (<<"EOF", <<'EOF')
   bool chomp = false;     // <<-EOF: leading tabs removed from every line
 };
@@ -29,11 +32,15 @@ struct Node {
   std::vector<std::string> args;
   bool json = false;               // exec (JSON) form
   std::vector<Heredoc> heredocs;
-  std::unique_ptr<Node> nested;    // ONBUILD's instruction
+  // ONBUILD's instruction (its args are empty). Heredocs of `ONBUILD RUN <<EOF`
+  // sit on the ONBUILD node as in BuildKit, and are copied to `nested` too.
+  std::unique_ptr<Node> nested;
   std::string original;            // the instruction's text, continuations joined
   int start_line = 0;              // 1-based, first physical line
   int end_line = 0;                // last physical line (heredoc bodies included)
-  int keyword_col = 1;             // 1-based column of the keyword on start_line
+  int keyword_col = 1;             // 1-based column (bytes) of the keyword on start_line
+                                   // (1 if the keyword only comes on a continuation line;
+                                   // a nested node has its ONBUILD's)
   std::vector<std::string> comments;  // comment lines just before it, without '#'
 };
 
@@ -64,5 +71,13 @@ Result<Ast> parse(std::string_view text, const std::string& filename);
 
 // BuildKit's dump format, one line per instruction (what `dfgen parse` prints).
 std::string dump(const Ast& ast);
+
+// One instruction in dump format, without the surrounding parentheses:
+// `copy ["--from=build"] "a" "/b"`, `onbuild (run "make")`.
+std::string dump_node(const Node& node);
+
+// The body of a <<- heredoc as the shell sees it: leading tabs removed from
+// every line (BuildKit's ChompHeredocContent).
+std::string chomp_heredoc_content(std::string_view content);
 
 }  // namespace dfgen::syntax
