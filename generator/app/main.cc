@@ -1,0 +1,285 @@
+// dfgen: turns a Dockerfile into a Ninja graph (build.ninja + step specs).
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+#include <CLI/CLI.hpp>
+
+#include "core/fs.h"
+#include "core/ignore.h"
+#include "core/reference.h"
+#include "core/store.h"
+#include "generator/graph/graph.h"
+#include "generator/ninja/ninja.h"
+#include "generator/plan/plan.h"
+#include "generator/syntax/ast.h"
+
+namespace dfgen {
+namespace {
+
+int fail(const Error& e) {
+  std::fprintf(stderr, "dfgen: %s\n", e.render().c_str());
+  return 1;
+}
+
+struct Args {
+  std::string context = ".";
+  std::string file;
+  std::vector<std::string> tags;
+  std::string build_dir = ".";
+  std::string target;
+  std::vector<std::string> build_args;
+  std::vector<std::string> build_contexts;
+  std::vector<std::string> outputs;
+  std::string store;
+  bool pull = false;
+};
+
+std::string self_dir() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  return dirname_of(std::string(buf, static_cast<size_t>(n)));
+}
+
+Result<std::map<std::string, std::string>> parse_build_args(const std::vector<std::string>& list) {
+  std::map<std::string, std::string> out;
+  for (const auto& a : list) {
+    auto eq = a.find('=');
+    if (eq == std::string::npos) {
+      if (const char* v = std::getenv(a.c_str())) out[a] = v;
+      continue;
+    }
+    out[a.substr(0, eq)] = a.substr(eq + 1);
+  }
+  return out;
+}
+
+// buildx --output syntax: "type=docker,dest=x.tar", "type=oci,dest=DIR,tar=false", "type=local,dest=DIR".
+Result<Json> parse_output(const std::string& spec) {
+  Json out = Json::object();
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t end = spec.find(',', start);
+    if (end == std::string::npos) end = spec.size();
+    std::string kv = spec.substr(start, end - start);
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) return Error(fmt::format("invalid --output \"{}\": expected key=value", spec));
+    std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    if (k == "tar") out[k] = (v == "true");
+    else out[k] = v;
+    start = end + 1;
+  }
+  std::string type = out.value("type", "");
+  if (type != "docker" && type != "oci" && type != "local")
+    return Error(fmt::format("invalid --output \"{}\": type must be docker, oci or local", spec));
+  if (!out.contains("dest")) return Error(fmt::format("invalid --output \"{}\": dest= is required", spec));
+  std::string dest = out["dest"];
+  if (!dest.empty() && dest.front() != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd)) out["dest"] = path_join(cwd, dest);
+  }
+  return out;
+}
+
+// Resolves base images: --build-context overrides, then the store.
+struct Resolver {
+  Store& store;
+  std::map<std::string, std::string> overrides;   // normalized name -> docker-image ref
+  std::map<std::string, graph::BaseImage> bases;
+
+  Result<Json> config_of(const std::string& ref_text) {
+    DFGEN_TRY(graph::BaseImage base, resolve(ref_text));
+    Json cfg = base.record.config.value("config", Json::object());
+    bases[ref_text] = std::move(base);
+    return cfg.is_null() ? Json::object() : cfg;
+  }
+
+  Result<graph::BaseImage> resolve(const std::string& ref_text) {
+    DFGEN_TRY(Reference ref, parse_reference(ref_text));
+    std::string lookup = ref.str();
+    for (const auto& key : {ref.str(), ref.name(), ref_text}) {
+      auto it = overrides.find(key);
+      if (it != overrides.end()) {
+        DFGEN_TRY(Reference r, parse_reference(it->second));
+        lookup = r.str();
+        break;
+      }
+    }
+    DFGEN_TRY(auto desc, store.resolve_tag(lookup));
+    if (!desc)
+      return Error(fmt::format("base image {} ({}) is not in the store {}", ref_text, lookup, store.root()),
+                   SourceRange{}, "load it with `dfrun import FILE` (a docker save or OCI archive), "
+                                  "or point the name elsewhere with --build-context " + ref_text +
+                                  "=docker-image://REF");
+    DFGEN_TRY(ImageRecord rec, load_image(store, *desc));
+    return graph::BaseImage{ref_text, std::move(rec)};
+  }
+};
+
+Result<std::map<std::string, std::string>> parse_build_contexts(const std::vector<std::string>& list) {
+  std::map<std::string, std::string> out;
+  for (const auto& c : list) {
+    auto eq = c.find('=');
+    if (eq == std::string::npos) return Error(fmt::format("invalid --build-context \"{}\": expected NAME=SOURCE", c));
+    std::string name = c.substr(0, eq), src = c.substr(eq + 1);
+    const std::string prefix = "docker-image://";
+    if (src.rfind(prefix, 0) != 0)
+      return Error(fmt::format("invalid --build-context \"{}\": only docker-image://REF is supported so far", c));
+    auto ref = parse_reference(name);
+    std::string key = ref.ok() ? ref->str() : name;
+    out[key] = src.substr(prefix.size());
+    if (ref.ok()) out[ref->name()] = src.substr(prefix.size());
+  }
+  return out;
+}
+
+struct Loaded {
+  syntax::Ast ast;
+  std::string dockerfile;   // absolute
+  std::string context;      // absolute
+};
+
+Result<Loaded> load(const Args& a) {
+  DFGEN_TRY(std::string context, absolute_path(a.context));
+  std::string file = a.file.empty() ? path_join(context, "Dockerfile") : a.file;
+  auto text = read_file(file);
+  if (!text) return std::move(text).error().context("read Dockerfile");
+  DFGEN_TRY(std::string abs_file, absolute_path(file));
+  DFGEN_TRY(syntax::Ast ast, syntax::parse(*text, a.file.empty() ? "Dockerfile" : a.file));
+  return Loaded{std::move(ast), abs_file, context};
+}
+
+Result<plan::Plan> make_plan(const Loaded& l, const Args& a, Resolver& resolver) {
+  plan::BuildOptions bo;
+  DFGEN_TRY(bo.build_args, parse_build_args(a.build_args));
+  bo.target = a.target;
+  bo.dockerfile_name = l.ast.filename;
+  return plan::make_plan(l.ast, bo, [&](const std::string& ref) { return resolver.config_of(ref); });
+}
+
+std::string regen_command(int argc, char** argv) {
+  char cwd[4096];
+  std::string dir = ::getcwd(cwd, sizeof cwd) ? cwd : ".";
+  std::string cmd = "cd " + ninja::shell_quote(dir) + " &&";
+  cmd += " " + ninja::shell_quote(path_join(self_dir(), "dfgen"));
+  for (int i = 1; i < argc; ++i) cmd += " " + ninja::shell_quote(argv[i]);
+  return ninja::escape_value(cmd);
+}
+
+int generate(const Args& a, int argc, char** argv) {
+  auto loaded = load(a);
+  if (!loaded) return fail(loaded.error());
+  auto store = Store::open(a.store.empty() ? Store::default_root() : a.store);
+  if (!store) return fail(store.error());
+  auto overrides = parse_build_contexts(a.build_contexts);
+  if (!overrides) return fail(overrides.error());
+  Resolver resolver{*store, *overrides, {}};
+  auto p = make_plan(*loaded, a, resolver);
+  if (!p) return fail(p.error());
+
+  graph::Options o;
+  o.context_dir = loaded->context;
+  o.dockerfile = loaded->dockerfile;
+  o.ignore_file = find_ignore_file(loaded->context, loaded->dockerfile);
+  if (!o.ignore_file.empty()) {
+    auto text = read_file(o.ignore_file);
+    if (!text) return fail(text.error());
+    auto m = IgnoreMatcher::parse(*text, o.ignore_file);
+    if (!m) return fail(m.error());
+    o.ignore_patterns = m->patterns();
+  }
+  if (make_dirs(a.build_dir).ok()) {}
+  auto bd = absolute_path(a.build_dir);
+  if (!bd) return fail(bd.error());
+  o.build_dir = *bd;
+  o.store_root = store->root();
+  o.dfrun = std::getenv("DFRUN") ? std::getenv("DFRUN") : path_join(self_dir(), "dfrun");
+  o.regen_command = regen_command(argc, argv);
+  std::vector<std::string> tags = a.tags;
+  if (tags.empty()) tags.push_back(basename_of(loaded->context));
+  for (const auto& t : tags) {
+    auto ref = parse_reference(t);
+    if (!ref) return fail(std::move(ref).error().context("-t " + t));
+    o.tags.push_back(ref->str());
+    if (o.image_name.empty()) o.image_name = basename_of(ref->repository);
+  }
+  for (const auto& spec : a.outputs) {
+    auto out = parse_output(spec);
+    if (!out) return fail(out.error());
+    o.outputs.push_back(*out);
+  }
+  if (const char* sde = std::getenv("SOURCE_DATE_EPOCH")) o.source_date_epoch = std::atoll(sde);
+  auto st = graph::write(*p, resolver.bases, o);
+  if (!st) return fail(st.error());
+  return 0;
+}
+
+int cmd_parse(const std::string& file) {
+  auto text = read_file(file);
+  if (!text) return fail(text.error());
+  auto ast = syntax::parse(*text, file);
+  if (!ast) return fail(ast.error());
+  std::fputs(syntax::dump(*ast).c_str(), stdout);
+  return 0;
+}
+
+int cmd_inspect(const Args& a) {
+  auto loaded = load(a);
+  if (!loaded) return fail(loaded.error());
+  auto store = Store::open(a.store.empty() ? Store::default_root() : a.store);
+  if (!store) return fail(store.error());
+  auto overrides = parse_build_contexts(a.build_contexts);
+  if (!overrides) return fail(overrides.error());
+  Resolver resolver{*store, *overrides, {}};
+  plan::BuildOptions bo;
+  auto args = parse_build_args(a.build_args);
+  if (!args) return fail(args.error());
+  bo.build_args = *args;
+  bo.target = a.target;
+  bo.dockerfile_name = loaded->ast.filename;
+  // inspect works without the base images: their config is used when the store has them.
+  auto p = plan::make_plan(loaded->ast, bo, [&](const std::string& ref) -> Result<Json> {
+    auto cfg = resolver.config_of(ref);
+    return cfg.ok() ? *cfg : Json::object();
+  });
+  if (!p) return fail(p.error());
+  std::printf("%s\n", plan::to_json(*p).dump(2).c_str());
+  return 0;
+}
+
+void add_build_options(CLI::App* app, Args& a) {
+  app->add_option("context", a.context, "the build context (default .)");
+  app->add_option("-f,--file", a.file, "the Dockerfile (default CONTEXT/Dockerfile)");
+  app->add_option("-t,--tag", a.tags, "NAME[:TAG], repeatable (default: the context folder's name)");
+  app->add_option("-B,--build-dir", a.build_dir, "where build.ninja and build state go (default .)");
+  app->add_option("--target", a.target, "last stage to build");
+  app->add_option("--build-arg", a.build_args, "KEY[=VALUE], repeatable");
+  app->add_option("--build-context", a.build_contexts, "NAME=docker-image://REF, repeatable");
+  app->add_option("--output", a.outputs, "type=docker|oci|local,dest=PATH[,tar=false], repeatable");
+  app->add_option("--store", a.store, "the content store (default $DFGEN_STORE or ~/.local/share/dfgen)");
+  app->add_flag("--pull", a.pull, "re-resolve base image tags against their registries");
+}
+
+}  // namespace
+}  // namespace dfgen
+
+int main(int argc, char** argv) {
+  using namespace dfgen;
+  CLI::App app{"dfgen: Dockerfile -> build.ninja"};
+  Args args;
+  if (const char* env = std::getenv("DFGEN_STORE")) args.store = env;
+  add_build_options(&app, args);
+  std::string parse_file;
+  auto* parse = app.add_subcommand("parse", "print the syntax tree in BuildKit's dump format");
+  parse->add_option("file", parse_file, "the Dockerfile")->required();
+  Args inspect_args = args;
+  auto* inspect = app.add_subcommand("inspect", "print the resolved plan as JSON");
+  add_build_options(inspect, inspect_args);
+  CLI11_PARSE(app, argc, argv);
+  if (parse->parsed()) return cmd_parse(parse_file);
+  if (inspect->parsed()) return cmd_inspect(inspect_args);
+  return generate(args, argc, argv);
+}

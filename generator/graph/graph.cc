@@ -1,0 +1,174 @@
+#include "generator/graph/graph.h"
+
+#include <set>
+
+#include "core/context.h"
+#include "core/fs.h"
+#include "core/sha256.h"
+#include "generator/ninja/ninja.h"
+
+namespace dfgen::graph {
+namespace {
+
+constexpr const char* kStateDir = ".dfgen";
+
+// Everything that one write() accumulates.
+struct Builder {
+  const plan::Plan& plan;
+  const std::map<std::string, BaseImage>& bases;
+  const Options& opts;
+  ninja::Writer out;
+  std::set<std::string> regen_inputs;
+  std::map<int, std::string> stage_result;   // stage index -> result file of its last step
+  std::string state_dir() const { return path_join(opts.build_dir, kStateDir); }
+
+  Status write_state_file(const std::string& rel, const Json& j) {
+    std::string path = path_join(opts.build_dir, rel);
+    DFGEN_CHECK(make_dirs(dirname_of(path)));
+    auto wrote = write_file_if_changed(path, j.dump(2) + "\n");
+    if (!wrote.ok()) return std::move(wrote).error();
+    return ok_status();
+  }
+
+  // The result file of a base image, in the runner's result format.
+  Result<std::string> base_result(const std::string& ref) {
+    auto it = bases.find(ref);
+    if (it == bases.end()) return Error(fmt::format("base image {} was not resolved", ref));
+    const ImageRecord& rec = it->second.record;
+    Json layers = Json::array();
+    for (size_t i = 0; i < rec.layers.size(); ++i) {
+      Json d = rec.layers[i].to_json();
+      d["diff_id"] = i < rec.diff_ids.size() ? rec.diff_ids[i] : "";
+      layers.push_back(std::move(d));
+    }
+    Json history = rec.config.value("history", Json::array());
+    std::string rel = fmt::format("{}/base-{}.result", kStateDir, digest_hex(rec.manifest.digest).substr(0, 16));
+    DFGEN_CHECK(write_state_file(rel, Json{{"version", 1}, {"key", rec.manifest.digest},
+                                           {"layers", layers}, {"history", history}}));
+    return rel;
+  }
+
+  Result<std::string> scratch_result() {
+    std::string rel = fmt::format("{}/scratch.result", kStateDir);
+    DFGEN_CHECK(write_state_file(rel, Json{{"version", 1}, {"key", "scratch"},
+                                           {"layers", Json::array()}, {"history", Json::array()}}));
+    return rel;
+  }
+
+  Result<std::string> stage_base(const plan::Stage& stage) {
+    if (stage.base_stage >= 0) {
+      auto it = stage_result.find(stage.base_stage);
+      if (it == stage_result.end()) return Error(fmt::format("stage {} is built before its base", stage.index));
+      return it->second;
+    }
+    if (stage.base_image.empty() || stage.base_image == "scratch") return scratch_result();
+    return base_result(stage.base_image);
+  }
+
+  Status add_step(const plan::Stage& stage, const plan::Step& step, const std::string& parent,
+                  const std::string& result) {
+    Json op = step.op;
+    Json from = Json::object();
+    std::vector<std::string> inputs{parent};
+    if (step.from_stage) {
+      from["source"] = stage_result.at(*step.from_stage);
+      inputs.push_back(from["source"]);
+    } else if (step.from_image) {
+      DFGEN_TRY(std::string r, base_result(*step.from_image));
+      from["source"] = r;
+      inputs.push_back(r);
+    }
+    if (!step.context_sources.empty()) {
+      Json ignore = Json::array();
+      for (const auto& p : opts.ignore_patterns) ignore.push_back(p);
+      op["ignore"] = ignore;
+      DFGEN_TRY(IgnoreMatcher matcher, IgnoreMatcher::parse(
+          [&] { std::string t; for (auto& p : opts.ignore_patterns) t += p + "\n"; return t; }(),
+          opts.ignore_file.empty() ? ".dockerignore" : opts.ignore_file));
+      auto sel = context::select(opts.context_dir, step.context_sources, matcher);
+      if (!sel.ok()) return std::move(sel).error().context(step.location);
+      for (const auto& f : sel->all_files()) inputs.push_back(path_join(opts.context_dir, f));
+      for (const auto& d : sel->walked_dirs) regen_inputs.insert(d);
+    }
+    std::string spec_rel = result.substr(0, result.size() - 7) + ".spec";
+    Json spec{{"version", 1},
+              {"op", op},
+              {"history", step.history},
+              {"io", {{"parent", parent}, {"from", from}, {"context", opts.context_dir}, {"result", result}}},
+              {"ui", {{"description", plan::step_label(plan, step)}, {"location", step.location}}}};
+    DFGEN_CHECK(write_state_file(spec_rel, spec));
+    out.edge({.rule = "step",
+              .outputs = {result},
+              .inputs = {spec_rel},
+              .implicit_inputs = inputs,
+              .vars = {{"desc", plan::step_label(plan, step)}}});
+    return ok_status();
+  }
+
+  Status add_stage(const plan::Stage& stage) {
+    DFGEN_TRY(std::string parent, stage_base(stage));
+    for (const auto& step : stage.steps) {
+      std::string result = fmt::format("{}/s{}-{}.result", kStateDir, stage.index, step.index);
+      DFGEN_CHECK(add_step(stage, step, parent, result));
+      parent = result;
+    }
+    stage_result[stage.index] = parent;
+    if (!stage.name.empty() && stage.name != opts.image_name) out.phony(stage.name, {parent});
+    return ok_status();
+  }
+
+  Status add_image(const plan::Stage& target) {
+    std::string spec_rel = fmt::format("{}/image-{}.spec", kStateDir, opts.image_name);
+    std::string result = fmt::format("{}/image-{}.result", kStateDir, opts.image_name);
+    Json op{{"kind", "image"}, {"config", target.config}, {"tags", opts.tags}, {"outputs", opts.outputs}};
+    if (opts.source_date_epoch) op["created"] = *opts.source_date_epoch;
+    Json spec{{"version", 1},
+              {"op", op},
+              {"history", target.trailing_history},
+              {"io", {{"parent", stage_result.at(target.index)}, {"result", result}}},
+              {"ui", {{"description", "IMAGE " + opts.image_name}}}};
+    DFGEN_CHECK(write_state_file(spec_rel, spec));
+    std::vector<std::string> dests;
+    for (const auto& o : opts.outputs) dests.push_back(o.value("dest", ""));
+    std::erase(dests, std::string());
+    out.edge({.rule = "image",
+              .outputs = {result},
+              .implicit_outputs = dests,
+              .inputs = {spec_rel},
+              .implicit_inputs = {stage_result.at(target.index)},
+              .vars = {{"desc", "[image] " + opts.image_name}}});
+    out.phony(opts.image_name, {result});
+    out.phony("all", {result});
+    out.default_targets({opts.image_name});
+    return ok_status();
+  }
+
+  void header() {
+    out.comment("Generated by dfgen from " + opts.dockerfile + ": do not edit, re-run dfgen.");
+    out.variable("ninja_required_version", "1.10");
+    out.variable("dfrun", ninja::shell_quote(opts.dfrun));
+    out.variable("store", ninja::shell_quote(opts.store_root));
+    out.rule({.name = "step", .command = "$dfrun --store $store step $in", .description = "$desc", .restat = true});
+    out.rule({.name = "image", .command = "$dfrun --store $store step $in", .description = "$desc", .restat = true});
+    out.rule({.name = "regen", .command = opts.regen_command, .description = "Regenerating build.ninja",
+              .generator = true});
+  }
+};
+
+}  // namespace
+
+Status write(const plan::Plan& plan, const std::map<std::string, BaseImage>& bases, const Options& opts) {
+  Builder b{plan, bases, opts};
+  b.header();
+  for (int idx : plan.needed) DFGEN_CHECK(b.add_stage(plan.stages.at(idx)));
+  const plan::Stage& target = plan.stages.at(plan.target);
+  DFGEN_CHECK(b.add_image(target));
+
+  b.regen_inputs.insert(opts.dockerfile);
+  if (!opts.ignore_file.empty()) b.regen_inputs.insert(opts.ignore_file);
+  b.out.edge({.rule = "regen", .outputs = {"build.ninja"},
+              .implicit_inputs = {b.regen_inputs.begin(), b.regen_inputs.end()}});
+  return write_file_atomic(path_join(opts.build_dir, "build.ninja"), b.out.text());
+}
+
+}  // namespace dfgen::graph

@@ -1,0 +1,43 @@
+// The build graph: a stage plan turned into build.ninja and one spec file per
+// step (docs/architecture.md, docs/graph.md). A step's edge reads exactly what
+// the step reads: its parent's result, the context files its sources select
+// after the ignore rules, and the results of the stages it copies from.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/result.h"
+#include "core/store.h"
+#include "generator/plan/plan.h"
+
+namespace dfgen::graph {
+
+// A base image resolved by dfgen and pinned: ninja never resolves it again.
+struct BaseImage {
+  std::string ref;          // as written in the Dockerfile ("golang:1.21")
+  ImageRecord record;       // manifest, config, layers, diff_ids
+};
+
+struct Options {
+  std::string context_dir;       // absolute
+  std::string dockerfile;        // absolute
+  std::string ignore_file;       // absolute, or "" when there is none
+  std::vector<std::string> ignore_patterns;
+  std::string build_dir;         // absolute; build.ninja goes here
+  std::string store_root;
+  std::string dfrun;             // absolute path of the dfrun binary
+  std::string regen_command;     // shell command that re-runs dfgen as the user did
+  std::string image_name;        // the Ninja target of the image
+  std::vector<std::string> tags; // normalized references
+  std::vector<Json> outputs;     // {"type":..., "dest":...}
+  std::optional<int64_t> source_date_epoch;
+};
+
+// Writes build.ninja (always) and the step specs (only when they change).
+Status write(const plan::Plan& plan, const std::map<std::string, BaseImage>& bases,
+             const Options& opts);
+
+}  // namespace dfgen::graph

@@ -1,0 +1,95 @@
+// dfrun: executes build steps (called by Ninja) and works with the store.
+#include <cstdio>
+#include <cstdlib>
+
+#include <CLI/CLI.hpp>
+
+#include "core/reference.h"
+#include "core/store.h"
+#include "runner/image/image.h"
+#include "runner/step/step.h"
+
+namespace dfgen {
+namespace {
+
+int fail(const Error& e) {
+  std::fprintf(stderr, "dfrun: %s\n", e.render().c_str());
+  return e.exit_code == 0 ? 1 : e.exit_code;
+}
+
+Result<Store> open_store(const std::string& flag) {
+  return Store::open(flag.empty() ? Store::default_root() : flag);
+}
+
+int cmd_step(const std::string& store_dir, const std::string& spec) {
+  auto store = open_store(store_dir);
+  if (!store) return fail(store.error());
+  auto st = step::execute_spec(*store, spec);
+  return st.ok() ? 0 : fail(st.error());
+}
+
+int cmd_import(const std::string& store_dir, const std::string& file, const std::string& tag) {
+  auto store = open_store(store_dir);
+  if (!store) return fail(store.error());
+  auto imported = image::import_images(*store, file, tag);
+  if (!imported) return fail(std::move(imported).error().context("import " + file));
+  for (const auto& [ref, desc] : *imported) std::printf("%s %s\n", ref.c_str(), desc.digest.c_str());
+  return 0;
+}
+
+int cmd_images(const std::string& store_dir) {
+  auto store = open_store(store_dir);
+  if (!store) return fail(store.error());
+  auto tags = store->list_tags();
+  if (!tags) return fail(tags.error());
+  std::printf("%-50s %s\n", "REFERENCE", "DIGEST");
+  for (const auto& [ref, desc] : *tags) std::printf("%-50s %s\n", ref.c_str(), desc.digest.c_str());
+  return 0;
+}
+
+int cmd_run(const std::string& store_dir, const std::string& image, const std::vector<std::string>& cmd) {
+  auto store = open_store(store_dir);
+  if (!store) return fail(store.error());
+  auto code = step::run_image(*store, image, cmd);
+  if (!code) return fail(code.error());
+  return *code;
+}
+
+}  // namespace
+}  // namespace dfgen
+
+int main(int argc, char** argv) {
+  using namespace dfgen;
+  CLI::App app{"dfrun: runs dfgen's build steps and works with its image store"};
+  app.require_subcommand(1);
+  std::string store_dir;
+  if (const char* env = std::getenv("DFGEN_STORE")) store_dir = env;
+  app.add_option("--store", store_dir, "the content store (default $DFGEN_STORE or ~/.local/share/dfgen)");
+
+  std::string spec, file, tag, image;
+  std::vector<std::string> cmd;
+  bool rm = true;
+  int code = 0;
+
+  auto* step = app.add_subcommand("step", "run one build step (called by Ninja)");
+  step->add_option("spec", spec, "the step spec file")->required();
+  step->callback([&] { code = cmd_step(store_dir, spec); });
+
+  auto* imp = app.add_subcommand("import", "load images from a docker-archive, OCI archive or OCI layout");
+  imp->add_option("file", file, "the archive or layout")->required();
+  imp->add_option("-t,--tag", tag, "tag the (single) imported image with this name");
+  imp->callback([&] { code = cmd_import(store_dir, file, tag); });
+
+  auto* images = app.add_subcommand("images", "list the store's tagged images");
+  images->callback([&] { code = cmd_images(store_dir); });
+
+  auto* run = app.add_subcommand("run", "run an image's command like `docker run --rm`");
+  run->add_flag("--rm", rm, "remove the container afterwards (always done)");
+  run->add_option("image", image, "the image")->required();
+  run->add_option("cmd", cmd, "command and arguments instead of the image's");
+  run->prefix_command();
+  run->callback([&] { code = cmd_run(store_dir, image, cmd); });
+
+  CLI11_PARSE(app, argc, argv);
+  return code;
+}

@@ -1,0 +1,295 @@
+// COPY and ADD: context files, heredocs and paths of other stages copied into
+// the step's root with Docker's rules (a directory source copies its contents;
+// a destination ending in "/", several sources, or an existing directory
+// receive sources by their base name; missing parents are created).
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "core/context.h"
+#include "core/fs.h"
+#include "core/sha256.h"
+#include "runner/sandbox/sandbox.h"
+#include "runner/step/executors.h"
+#include "runner/step/in_root.h"
+#include "runner/step/workspace.h"
+
+namespace dfgen::step {
+namespace {
+
+struct Owner {
+  bool set = false;   // false: root (0:0) as Docker does without --chown
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+struct CopyOptions {
+  Owner owner;
+  std::optional<mode_t> chmod;
+};
+
+Result<IgnoreMatcher> op_ignore(const Json& op) {
+  std::string text;
+  for (const auto& p : op.value("ignore", Json::array())) text += p.get<std::string>() + "\n";
+  return IgnoreMatcher::parse(text, ".dockerignore");
+}
+
+std::vector<std::string> context_patterns(const Json& op) {
+  std::vector<std::string> patterns;
+  for (const auto& s : op.value("sources", Json::array()))
+    if (s.contains("context")) patterns.push_back(s["context"]);
+  return patterns;
+}
+
+Result<std::optional<mode_t>> parse_chmod(const std::string& text) {
+  if (text.empty()) return std::optional<mode_t>();
+  if (text.find_first_not_of("01234567") != std::string::npos || text.size() > 4)
+    return Error(fmt::format("invalid --chmod={}: only octal modes are supported", text));
+  return std::optional<mode_t>(static_cast<mode_t>(std::stoul(text, nullptr, 8)));
+}
+
+Status copy_data(int in, int out, const std::string& what) {
+  for (;;) {
+    ssize_t n = ::sendfile(out, in, nullptr, 1 << 30);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::sys("copy " + what);
+    }
+    if (n == 0) return ok_status();
+  }
+}
+
+Status apply_meta(int dir_fd, const std::string& name, const struct stat& st, const CopyOptions& o,
+                  const std::string& what) {
+  uid_t uid = o.owner.set ? o.owner.uid : 0;
+  gid_t gid = o.owner.set ? o.owner.gid : 0;
+  if (::fchownat(dir_fd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+    return Error::sys("chown " + what);
+  if (!S_ISLNK(st.st_mode)) {
+    mode_t mode = o.chmod ? *o.chmod : (st.st_mode & 07777);
+    if (::fchmodat(dir_fd, name.c_str(), mode, 0) != 0) return Error::sys("chmod " + what);
+  }
+  struct timespec times[2] = {st.st_mtim, st.st_mtim};
+  if (::utimensat(dir_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+    return Error::sys("set times of " + what);
+  return ok_status();
+}
+
+// Copies one entry `src_rel` (relative to src_dir_fd; not followed if a link)
+// to `dest` inside the root.
+Status copy_entry(int src_dir_fd, const std::string& src_rel, int root_fd, const std::string& dest,
+                  const CopyOptions& o) {
+  struct stat st;
+  if (::fstatat(src_dir_fd, src_rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return Error::sys("stat " + src_rel);
+  auto [parent, name] = split_parent(dest);
+  DFGEN_TRY(UniqueFd dir, open_dir_in_root(root_fd, parent, true));
+  struct stat existing;
+  bool exists = ::fstatat(dir.get(), name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
+  if (S_ISDIR(st.st_mode)) {
+    if (exists && !S_ISDIR(existing.st_mode)) {
+      if (::unlinkat(dir.get(), name.c_str(), 0) != 0) return Error::sys("replace " + dest);
+      exists = false;
+    }
+    if (!exists && ::mkdirat(dir.get(), name.c_str(), 0755) != 0) return Error::sys("create " + dest);
+    return apply_meta(dir.get(), name, st, o, dest);
+  }
+  if (exists) {
+    int flags = S_ISDIR(existing.st_mode) ? AT_REMOVEDIR : 0;
+    if (::unlinkat(dir.get(), name.c_str(), flags) != 0) return Error::sys("replace " + dest);
+  }
+  if (S_ISLNK(st.st_mode)) {
+    std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+    ssize_t n = ::readlinkat(src_dir_fd, src_rel.c_str(), target.data(), target.size());
+    if (n < 0) return Error::sys("read link " + src_rel);
+    target.resize(static_cast<size_t>(n));
+    if (::symlinkat(target.c_str(), dir.get(), name.c_str()) != 0) return Error::sys("create link " + dest);
+  } else if (S_ISREG(st.st_mode)) {
+    UniqueFd in(::openat(src_dir_fd, src_rel.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!in) return Error::sys("open " + src_rel);
+    UniqueFd out(::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!out) return Error::sys("create " + dest);
+    DFGEN_CHECK(copy_data(in.get(), out.get(), src_rel));
+    if (::close(out.release()) != 0) return Error::sys("close " + dest);
+  } else {
+    if (::mknodat(dir.get(), name.c_str(), st.st_mode, st.st_rdev) != 0) return Error::sys("create " + dest);
+  }
+  return apply_meta(dir.get(), name, st, o, dest);
+}
+
+Status write_heredoc(int root_fd, const std::string& dest, const std::string& content,
+                     const CopyOptions& o) {
+  auto [parent, name] = split_parent(dest);
+  DFGEN_TRY(UniqueFd dir, open_dir_in_root(root_fd, parent, true));
+  ::unlinkat(dir.get(), name.c_str(), 0);
+  UniqueFd out(::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!out) return Error::sys("create " + dest);
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(out.get(), content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::sys("write " + dest);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(out.release()) != 0) return Error::sys("close " + dest);
+  struct stat st {};
+  st.st_mode = S_IFREG | 0644;   // heredoc files: 0644 and time 0 (reproducible)
+  return apply_meta(dir.get(), name, st, o, dest);
+}
+
+// Every entry below `rel` (a dir, relative to dir_fd), sorted, relative to `rel`'s parent-of-contents.
+Status list_tree(int dir_fd, const std::string& rel, const std::string& prefix,
+                 std::vector<std::string>& out) {
+  UniqueFd fd(::openat(dir_fd, rel.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return Error::sys("open " + rel);
+  DIR* d = ::fdopendir(fd.release());
+  if (!d) return Error::sys("read " + rel);
+  std::vector<std::pair<std::string, bool>> entries;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    struct stat st;
+    bool dir = ::fstatat(::dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    entries.emplace_back(n, dir);
+  }
+  ::closedir(d);
+  std::sort(entries.begin(), entries.end());
+  for (const auto& [n, dir] : entries) {
+    std::string child = prefix.empty() ? n : prefix + "/" + n;
+    out.push_back(child);
+    if (dir) DFGEN_CHECK(list_tree(dir_fd, rel + "/" + n, child, out));
+  }
+  return ok_status();
+}
+
+std::string join_dest(const std::string& dir, const std::string& name) {
+  if (dir.empty() || dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
+
+// One thing to copy: the tree `rel` below `src_fd`, with a flag for directories.
+struct Item {
+  int src_fd;
+  std::string rel;
+  bool is_dir;
+  std::vector<std::string> contents;   // for dirs: entries relative to rel
+};
+
+}  // namespace
+
+Result<Json> copy_inputs(const StepInput& in) {
+  Json inputs = Json::array();
+  auto patterns = context_patterns(in.spec.op);
+  if (patterns.empty()) return inputs;
+  DFGEN_TRY(IgnoreMatcher ignore, op_ignore(in.spec.op));
+  DFGEN_TRY(context::Selection sel, context::select(in.spec.context, patterns, ignore));
+  for (const auto& rel : sel.all_files()) {
+    std::string abs = path_join(in.spec.context, rel);
+    struct stat st;
+    if (::lstat(abs.c_str(), &st) != 0) return Error::sys("stat " + rel);
+    Json entry = {rel, st.st_mode};
+    if (S_ISREG(st.st_mode)) {
+      DFGEN_TRY(std::string digest, sha256_file(abs));
+      entry.push_back(digest);
+    } else if (S_ISLNK(st.st_mode)) {
+      char buf[4096];
+      ssize_t n = ::readlink(abs.c_str(), buf, sizeof buf);
+      if (n < 0) return Error::sys("read link " + rel);
+      entry.push_back(std::string(buf, static_cast<size_t>(n)));
+    }
+    inputs.push_back(std::move(entry));
+  }
+  return inputs;
+}
+
+Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
+  const Json& op = in.spec.op;
+  DFGEN_TRY(Workspace ws, Workspace::open(store, in.parent.layers));
+  UniqueFd root(::open(ws.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Error::sys("open " + ws.root());
+
+  CopyOptions opts;
+  DFGEN_TRY(opts.chmod, parse_chmod(op.value("chmod", "")));
+  std::string chown = op.value("chown", "");
+  if (!chown.empty()) {
+    DFGEN_TRY(sandbox::User u, sandbox::resolve_user(ws.root(), chown));
+    opts.owner = {true, u.uid, u.gid};
+  }
+
+  std::vector<Item> items;
+  std::vector<std::pair<std::string, std::string>> heredocs;   // name, content
+  UniqueFd context_fd;
+  std::optional<Workspace> source_ws;
+  UniqueFd source_root;
+  std::vector<UniqueFd> held;   // parents of --from sources, open while items use them
+  auto patterns = context_patterns(op);
+  if (!patterns.empty()) {
+    context_fd.reset(::open(in.spec.context.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!context_fd) return Error::sys("open build context " + in.spec.context);
+    DFGEN_TRY(IgnoreMatcher ignore, op_ignore(op));
+    DFGEN_TRY(context::Selection sel, context::select(in.spec.context, patterns, ignore));
+    for (auto& m : sel.matches) {
+      Item item{context_fd.get(), m.path, m.is_dir, {}};
+      std::string prefix = m.path == "." ? "" : m.path + "/";
+      for (auto& f : m.files) item.contents.push_back(f.substr(prefix.size()));
+      items.push_back(std::move(item));
+    }
+  }
+  for (const auto& s : op.value("sources", Json::array())) {
+    if (s.contains("heredoc")) heredocs.emplace_back(s.value("name", ""), s["heredoc"]);
+    if (!s.contains("path")) continue;
+    if (!source_ws) {
+      auto it = in.from.find("source");
+      if (it == in.from.end()) return Error("COPY --from: the spec names no source stage");
+      DFGEN_TRY(Workspace w, Workspace::open(store, it->second.layers));
+      source_ws.emplace(std::move(w));
+      source_root.reset(::open(source_ws->root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!source_root) return Error::sys("open " + source_ws->root());
+    }
+    std::string path = s["path"];
+    auto st = stat_in_root(source_root.get(), path);
+    if (!st) return Error(fmt::format("failed to compute cache key: \"{}\" not found", path));
+    // Resolve the source's parent inside the other root; the entry itself is not followed.
+    auto [parent, name] = split_parent(path);
+    DFGEN_TRY(UniqueFd pfd, open_dir_in_root(source_root.get(), parent, false));
+    Item item{pfd.get(), name, S_ISDIR(st->st_mode), {}};
+    if (item.is_dir) DFGEN_CHECK(list_tree(pfd.get(), name, "", item.contents));
+    items.push_back(std::move(item));
+    held.push_back(std::move(pfd));
+  }
+
+  std::string dest = op.value("dest", "/");
+  bool dest_is_dir = dest.back() == '/';
+  bool many = items.size() + heredocs.size() > 1;
+  for (const auto& item : items) {
+    if (item.is_dir) {
+      if (item.rel != ".") DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), dest, opts));
+      else DFGEN_CHECK(open_dir_in_root(root.get(), dest, true));
+      for (const auto& c : item.contents)
+        DFGEN_CHECK(copy_entry(item.src_fd, item.rel == "." ? c : item.rel + "/" + c, root.get(),
+                               join_dest(dest, c), opts));
+      continue;
+    }
+    std::string target = dest;
+    auto existing = stat_in_root(root.get(), dest);
+    if (dest_is_dir || many || (existing && S_ISDIR(existing->st_mode)))
+      target = join_dest(dest, basename_of(item.rel));
+    DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), target, opts));
+  }
+  for (const auto& [name, content] : heredocs) {
+    std::string target = dest;
+    auto existing = stat_in_root(root.get(), dest);
+    if (dest_is_dir || many || (existing && S_ISDIR(existing->st_mode))) target = join_dest(dest, name);
+    DFGEN_CHECK(write_heredoc(root.get(), target, content, opts));
+  }
+  root.reset();
+  return ws.commit(store, {});
+}
+
+}  // namespace dfgen::step

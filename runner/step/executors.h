@@ -1,0 +1,48 @@
+// The step executors, one per op kind, behind one signature (a table in step.cc).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "core/json.h"
+#include "core/store.h"
+#include "runner/step/step.h"
+
+namespace dfgen::step {
+
+// A parsed step spec (docs/architecture.md).
+struct Spec {
+  std::string path;
+  Json op;
+  Json history = Json::array();          // history entries this step contributes
+  std::string parent;                    // result file, or "" for scratch
+  std::map<std::string, std::string> from;   // name -> result file of a stage or image
+  std::string context;                   // absolute context dir
+  std::string result;                    // the result file to write
+  std::string description, location;
+};
+
+// What a step needs to run: the spec, the parent state and the results it copies from.
+struct StepInput {
+  const Spec& spec;
+  const StepResult& parent;
+  const std::map<std::string, StepResult>& from;
+};
+
+// Digests of everything outside the op that the step reads (context files,
+// other stages), hashed into the key. Cheap: no layer is touched.
+using InputDigests = Result<Json> (*)(const StepInput&);
+// Executes the step on a miss: returns its layer (nullopt when it changed nothing).
+using Execute = Result<std::optional<Layer>> (*)(Store&, const StepInput&);
+
+Result<Json> copy_inputs(const StepInput& in);
+Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in);
+Result<std::optional<Layer>> execute_run(Store& store, const StepInput& in);
+Result<std::optional<Layer>> execute_workdir(Store& store, const StepInput& in);
+Status execute_image(Store& store, const Spec& spec, const StepResult& parent);
+
+// "Dockerfile:12: " style prefix for errors of this step.
+Error step_error(const Spec& spec, Error e);
+
+}  // namespace dfgen::step

@@ -1,0 +1,167 @@
+// RUN and WORKDIR steps, and `dfrun run`: processes in a container over the
+// step's workspace.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/fs.h"
+#include "core/reference.h"
+#include "runner/sandbox/sandbox.h"
+#include "runner/step/executors.h"
+#include "runner/step/in_root.h"
+#include "runner/step/workspace.h"
+
+namespace dfgen::step {
+namespace {
+
+constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+bool has_var(const std::vector<std::string>& env, std::string_view name) {
+  for (const auto& e : env)
+    if (e.size() > name.size() && e.compare(0, name.size(), name) == 0 && e[name.size()] == '=') return true;
+  return false;
+}
+
+// Paths that the container runtime creates as mount points: when the image
+// had none of them, they must not end up in the layer.
+const char* const kMountPoints[] = {"/etc/hosts", "/etc/resolv.conf", "/etc/hostname",
+                                    "/dev", "/proc", "/sys", "/etc"};
+
+std::vector<std::string> missing_mount_points(const std::string& root) {
+  std::vector<std::string> missing;
+  for (const char* p : kMountPoints)
+    if (!path_exists(path_join(root, p))) missing.push_back(p);
+  return missing;
+}
+
+// Removes mount points the runtime created in the upper dir (deepest first),
+// only when they are empty files or dirs.
+void remove_mount_points(const std::string& root, const std::vector<std::string>& missing) {
+  for (const auto& p : missing) {
+    std::string full = path_join(root, p);
+    struct stat st;
+    if (::lstat(full.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) ::rmdir(full.c_str());
+    else if (S_ISREG(st.st_mode) && st.st_size == 0) ::unlink(full.c_str());
+  }
+}
+
+Result<int> run_in(const Workspace& ws, sandbox::ProcessSpec process, const std::string& user,
+                   sandbox::Network network, const std::vector<sandbox::BindMount>& mounts) {
+  DFGEN_TRY(sandbox::User u, sandbox::resolve_user(ws.root(), user.empty() ? "0" : user));
+  process.uid = u.uid;
+  process.gid = u.gid;
+  process.additional_gids = u.additional_gids;
+  if (!has_var(process.env, "PATH")) process.env.push_back(kDefaultPath);
+  if (!has_var(process.env, "HOME")) process.env.push_back("HOME=" + u.home);
+  sandbox::ContainerSpec spec;
+  spec.rootfs = ws.root();
+  spec.process = std::move(process);
+  spec.network = network;
+  spec.mounts = mounts;
+  std::string bundle = path_join(ws.scratch(), "bundle");
+  DFGEN_CHECK(make_dirs(bundle));
+  return sandbox::run(spec, bundle);
+}
+
+Result<sandbox::Network> parse_network(const std::string& name) {
+  if (name.empty() || name == "default") return sandbox::Network::Private;
+  if (name == "none") return sandbox::Network::None;
+  if (name == "host") return sandbox::Network::Host;
+  return Error(fmt::format("unknown network mode \"{}\"", name));
+}
+
+// A list of strings under `key`; null or missing is empty.
+std::vector<std::string> strings_of(const Json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_array()) return {};
+  std::vector<std::string> out;
+  for (const auto& v : j[key]) if (v.is_string()) out.push_back(v.get<std::string>());
+  return out;
+}
+
+std::string command_text(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+}  // namespace
+
+Result<std::optional<Layer>> execute_run(Store& store, const StepInput& in) {
+  const Json& op = in.spec.op;
+  DFGEN_TRY(Workspace ws, Workspace::open(store, in.parent.layers));
+  sandbox::ProcessSpec process;
+  process.args = strings_of(op, "args");
+  process.env = strings_of(op, "env");
+  process.cwd = op.value("cwd", "/");
+  process.stdin_data = op.value("stdin", "");
+  if (process.args.empty()) return Error("RUN has no command");
+
+  std::vector<sandbox::BindMount> mounts;
+  auto files = op.value("files", Json::array());
+  if (!files.empty()) {
+    std::string pipes = path_join(ws.scratch(), "pipes");
+    DFGEN_CHECK(make_dirs(pipes));
+    for (const auto& f : files) {
+      std::string path = f.value("path", "");
+      if (dirname_of(path) != "/dev/pipes") return Error("RUN heredoc files must live in /dev/pipes");
+      DFGEN_CHECK(write_file_atomic(path_join(pipes, basename_of(path)), f.value("content", ""),
+                                    f.value("mode", 0644)));
+    }
+    mounts.push_back({pipes, "/dev/pipes", true});
+  }
+  DFGEN_TRY(sandbox::Network network, parse_network(op.value("network", "default")));
+  auto missing = missing_mount_points(ws.root());
+  DFGEN_TRY(int code, run_in(ws, process, op.value("user", ""), network, mounts));
+  if (code != 0) {
+    Error e(fmt::format("process \"{}\" did not complete successfully: exit code: {}",
+                        command_text(process.args), code));
+    e.exit_code = code;
+    return e;
+  }
+  remove_mount_points(ws.root(), missing);
+  return ws.commit(store, {});
+}
+
+Result<std::optional<Layer>> execute_workdir(Store& store, const StepInput& in) {
+  DFGEN_TRY(Workspace ws, Workspace::open(store, in.parent.layers));
+  UniqueFd root(::open(ws.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Error::sys("open " + ws.root());
+  std::string path = in.spec.op.value("path", "/");
+  auto existing = stat_in_root(root.get(), path);
+  if (existing && S_ISDIR(existing->st_mode)) return std::optional<Layer>();
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string user = in.spec.op.value("user", "");
+  if (!user.empty()) {
+    DFGEN_TRY(sandbox::User u, sandbox::resolve_user(ws.root(), user));
+    uid = u.uid;
+    gid = u.gid;
+  }
+  DFGEN_CHECK(open_dir_in_root(root.get(), path, true, uid, gid));
+  root.reset();
+  return ws.commit(store, {});
+}
+
+Result<int> run_image(Store& store, const std::string& image, const std::vector<std::string>& cmd) {
+  DFGEN_TRY(Reference ref, parse_reference(image));
+  DFGEN_TRY(auto desc, store.resolve_tag(ref.str()));
+  if (!desc) return Error(fmt::format("image {} not found in the store (see `dfrun images`)", image));
+  DFGEN_TRY(ImageRecord rec, load_image(store, *desc));
+  std::vector<Layer> layers;
+  for (size_t i = 0; i < rec.layers.size() && i < rec.diff_ids.size(); ++i)
+    layers.push_back({rec.layers[i], rec.diff_ids[i]});
+  DFGEN_TRY(Workspace ws, Workspace::open(store, layers));
+  const Json cfg = rec.config.value("config", Json::object());
+  sandbox::ProcessSpec process;
+  process.args = strings_of(cfg, "Entrypoint");
+  std::vector<std::string> tail = cmd.empty() ? strings_of(cfg, "Cmd") : cmd;
+  process.args.insert(process.args.end(), tail.begin(), tail.end());
+  if (process.args.empty()) return Error(fmt::format("image {} has no command to run; give one", image));
+  process.env = strings_of(cfg, "Env");
+  std::string wd = cfg.contains("WorkingDir") && cfg["WorkingDir"].is_string() ? cfg["WorkingDir"].get<std::string>() : "";
+  process.cwd = wd.empty() ? "/" : wd;
+  return run_in(ws, std::move(process), cfg.contains("User") && cfg["User"].is_string() ? cfg["User"].get<std::string>() : "", sandbox::Network::Private, {});
+}
+
+}  // namespace dfgen::step

@@ -1,0 +1,121 @@
+#include "runner/step/step.h"
+
+#include "core/fs.h"
+#include "core/sha256.h"
+#include "runner/step/executors.h"
+
+namespace dfgen::step {
+namespace {
+
+Result<Json> no_inputs(const StepInput&) { return Json::array(); }
+
+struct OpKind {
+  const char* kind;
+  InputDigests inputs;
+  Execute execute;
+};
+
+const OpKind kOps[] = {
+    {"run", no_inputs, execute_run},
+    {"copy", copy_inputs, execute_copy},
+    {"add", copy_inputs, execute_copy},
+    {"workdir", no_inputs, execute_workdir},
+};
+
+Result<Spec> read_spec(const std::string& path) {
+  DFGEN_TRY(Json j, read_json_file(path));
+  if (!j.is_object() || j.value("version", 0) != 1 || !j.contains("op"))
+    return Error(fmt::format("{}: not a version 1 step spec", path));
+  Spec s;
+  s.path = path;
+  s.op = j["op"];
+  if (j.contains("history")) s.history = j["history"];
+  const Json& io = j.value("io", Json::object());
+  if (io.contains("parent") && io["parent"].is_string()) s.parent = io["parent"];
+  if (io.contains("from"))
+    for (auto& [name, file] : io["from"].items()) s.from[name] = file.get<std::string>();
+  s.context = io.value("context", "");
+  s.result = io.value("result", "");
+  const Json& ui = j.value("ui", Json::object());
+  s.description = ui.value("description", "");
+  s.location = ui.value("location", "");
+  if (s.result.empty()) return Error(fmt::format("{}: spec names no result file", path));
+  return s;
+}
+
+Result<StepResult> read_parent(const Spec& spec) {
+  if (spec.parent.empty()) return StepResult{.key = "scratch"};
+  return read_result(spec.parent);
+}
+
+Result<std::optional<Layer>> cached_layer(const Json& entry) {
+  if (!entry.contains("layer") || entry["layer"].is_null()) return std::optional<Layer>();
+  DFGEN_TRY(Descriptor d, Descriptor::from_json(entry["layer"]));
+  return std::optional<Layer>(Layer{d, entry["layer"].value("diff_id", "")});
+}
+
+Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
+  DFGEN_TRY(StepResult parent, read_parent(spec));
+  std::map<std::string, StepResult> from;
+  for (const auto& [name, file] : spec.from) {
+    DFGEN_TRY(StepResult r, read_result(file));
+    from.emplace(name, std::move(r));
+  }
+  StepInput in{spec, parent, from};
+  DFGEN_TRY(Json inputs, kind.inputs(in));
+  Json from_keys = Json::object();
+  for (const auto& [name, r] : from) from_keys[name] = r.key;
+  std::string key = sha256_digest(canonical_json(
+      Json{{"v", 1}, {"parent", parent.key}, {"op", spec.op}, {"inputs", inputs}, {"from", from_keys}}));
+
+  std::optional<Layer> layer;
+  DFGEN_TRY(auto cached, store.get_cache(key));
+  bool hit = false;
+  if (cached) {
+    DFGEN_TRY(layer, cached_layer(*cached));
+    hit = !layer || store.has_blob(layer->blob.digest);
+  }
+  if (!hit) {
+    DFGEN_TRY(layer, kind.execute(store, in));
+    Json entry{{"version", 1}, {"layer", nullptr}};
+    if (layer) {
+      entry["layer"] = layer->blob.to_json();
+      entry["layer"]["diff_id"] = layer->diff_id;
+    }
+    DFGEN_CHECK(store.put_cache(key, entry));
+  }
+
+  StepResult result = parent;
+  result.key = key;
+  if (layer) result.layers.push_back(*layer);
+  for (const auto& h : spec.history) result.history.push_back(h);
+  if (!layer && !result.history.empty()) result.history.back()["empty_layer"] = true;
+  return write_result(spec.result, result);
+}
+
+}  // namespace
+
+Error step_error(const Spec& spec, Error e) {
+  if (spec.location.empty()) return e;
+  e.message = fmt::format("{}: {}: {}", spec.location, spec.description, e.message);
+  return e;
+}
+
+Status execute_spec(Store& store, const std::string& spec_path) {
+  DFGEN_TRY(Spec spec, read_spec(spec_path));
+  std::string kind = spec.op.value("kind", "");
+  if (kind == "image") {
+    DFGEN_TRY(StepResult parent, read_parent(spec));
+    return execute_image(store, spec, parent);
+  }
+  for (const auto& k : kOps) {
+    if (kind == k.kind) {
+      auto st = execute_fs_step(store, spec, k);
+      if (!st.ok()) return step_error(spec, std::move(st).error());
+      return st;
+    }
+  }
+  return Error(fmt::format("{}: unknown step kind \"{}\"", spec_path, kind));
+}
+
+}  // namespace dfgen::step
