@@ -1,0 +1,3 @@
+#include "generator/plan/plan.h"
+#include <gtest/gtest.h>
+TEST(Plan, Builds) {}
