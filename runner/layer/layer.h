@@ -38,7 +38,9 @@ Result<LayerInfo> write_layer(Store& store, const std::string& dir, const WriteO
 Result<LayerInfo> commit_dir(Store& store, const std::string& dir, const WriteOptions& opts = {});
 
 // Makes sure snapshots/<diff_id> exists, extracting the blob if needed
-// (under a lock; into a temp dir, then renamed: never half made).
+// (under a lock; into a temp dir, then renamed: never half made). The blob is
+// checked against its digest and its uncompressed stream against diff_id
+// before anything is extracted.
 Status ensure_snapshot(Store& store, const Descriptor& blob, const std::string& diff_id);
 
 // Extracts a layer (gzip, zstd or plain tar) into the existing empty directory
@@ -46,5 +48,9 @@ Status ensure_snapshot(Store& store, const Descriptor& blob, const std::string& 
 // error, any entry that would land outside `dest` ("..", absolute paths,
 // links whose parents escape, hardlinks to outside).
 Status extract_layer(const std::string& blob_path, const std::string& dest);
+
+// sha256 of the uncompressed stream of a layer blob (gzip, zstd or plain):
+// what its diff_id must be. A truncated or corrupt stream is an error.
+Result<std::string> layer_diff_id(const std::string& blob_path);
 
 }  // namespace dfgen::layer

@@ -1,0 +1,306 @@
+// Directory tree -> layer blob, in one pass: libarchive writes PAX tar into
+// our callback, which hashes the tar (diff_id), compresses it and streams the
+// compressed bytes into a BlobWriter (which hashes them: the digest).
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "runner/layer/layer.h"
+#include "runner/layer/layer_internal.h"
+
+namespace dfgen::layer {
+
+namespace {
+
+// ---- compression ----
+
+class Compressor {
+ public:
+  virtual ~Compressor() = default;
+  // Compresses `in`; `finish` ends the stream. Output goes to `out`.
+  virtual Status feed(const void* in, size_t size, bool finish, BlobWriter& out) = 0;
+};
+
+class PlainCompressor : public Compressor {
+ public:
+  Status feed(const void* in, size_t size, bool, BlobWriter& out) override {
+    return size ? out.write(in, size) : ok_status();
+  }
+};
+
+// gzip through zlib's deflate. Without deflateSetHeader the gzip header has
+// mtime 0 and no name, so the same tar always gives the same bytes.
+class GzipCompressor : public Compressor {
+ public:
+  GzipCompressor() {
+    ok_ = deflateInit2(&z_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+  }
+  ~GzipCompressor() override {
+    if (ok_) deflateEnd(&z_);
+  }
+  Status feed(const void* in, size_t size, bool finish, BlobWriter& out) override {
+    if (!ok_) return Error("gzip: deflateInit2 failed");
+    z_.next_in = static_cast<Bytef*>(const_cast<void*>(in));
+    z_.avail_in = static_cast<uInt>(size);
+    unsigned char buf[1 << 16];
+    for (;;) {
+      z_.next_out = buf;
+      z_.avail_out = sizeof buf;
+      int rc = deflate(&z_, finish ? Z_FINISH : Z_NO_FLUSH);
+      if (rc == Z_STREAM_ERROR) return Error("gzip: deflate failed");
+      size_t produced = sizeof buf - z_.avail_out;
+      if (produced) DFGEN_CHECK(out.write(buf, produced));
+      if (finish ? rc == Z_STREAM_END : z_.avail_out != 0) return ok_status();
+    }
+  }
+
+ private:
+  z_stream z_{};
+  bool ok_ = false;
+};
+
+class ZstdCompressor : public Compressor {
+ public:
+  ZstdCompressor() : cctx_(ZSTD_createCCtx()) {
+    if (cctx_) ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, 3);
+  }
+  ~ZstdCompressor() override { ZSTD_freeCCtx(cctx_); }
+  Status feed(const void* in, size_t size, bool finish, BlobWriter& out) override {
+    if (!cctx_) return Error("zstd: cannot create context");
+    ZSTD_inBuffer input{in, size, 0};
+    std::vector<char> buf(ZSTD_CStreamOutSize());
+    for (;;) {
+      ZSTD_outBuffer output{buf.data(), buf.size(), 0};
+      size_t rc = ZSTD_compressStream2(cctx_, &output, &input, finish ? ZSTD_e_end : ZSTD_e_continue);
+      if (ZSTD_isError(rc)) return Error(fmt::format("zstd: {}", ZSTD_getErrorName(rc)));
+      if (output.pos) DFGEN_CHECK(out.write(buf.data(), output.pos));
+      if (finish ? rc == 0 : input.pos == input.size) return ok_status();
+    }
+  }
+
+ private:
+  ZSTD_CCtx* cctx_;
+};
+
+std::unique_ptr<Compressor> make_compressor(Compression c) {
+  switch (c) {
+    case Compression::Gzip: return std::make_unique<GzipCompressor>();
+    case Compression::Zstd: return std::make_unique<ZstdCompressor>();
+    case Compression::None: break;
+  }
+  return std::make_unique<PlainCompressor>();
+}
+
+const char* media_type_for(Compression c) {
+  switch (c) {
+    case Compression::Gzip: return kOciLayerGzip;
+    case Compression::Zstd: return kOciLayerZstd;
+    case Compression::None: break;
+  }
+  return kOciLayerTar;
+}
+
+// Where libarchive's output goes: hashed as tar, then compressed into the blob.
+struct Sink {
+  Sha256 tar_hash;
+  std::unique_ptr<Compressor> compressor;
+  BlobWriter* blob;
+  Status status = ok_status();
+};
+
+la_ssize_t sink_write(struct archive*, void* data, const void* buf, size_t size) {
+  auto* sink = static_cast<Sink*>(data);
+  sink->tar_hash.update(buf, size);
+  auto st = sink->compressor->feed(buf, size, false, *sink->blob);
+  if (!st.ok()) {
+    sink->status = std::move(st);
+    return -1;
+  }
+  return static_cast<la_ssize_t>(size);
+}
+
+// ---- the tree ----
+
+enum class Kind { Normal, Whiteout, Opaque };
+
+struct Item {
+  std::string name;        // path in the tar, relative, no leading "./"
+  std::string source;      // absolute path on disk ("" for the opaque marker)
+  struct stat st{};
+  Kind kind = Kind::Normal;
+};
+
+Status walk(const std::string& root, const std::string& rel, std::vector<Item>& out) {
+  std::string dir = rel.empty() ? root : path_join(root, rel);
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+  if (!d) return Error::sys("open directory " + dir);
+  while (dirent* e = ::readdir(d.get())) {
+    std::string_view n = e->d_name;
+    if (n == "." || n == "..") continue;
+    Item item;
+    item.name = rel.empty() ? std::string(n) : rel + "/" + std::string(n);
+    item.source = path_join(root, item.name);
+    if (::lstat(item.source.c_str(), &item.st) != 0) return Error::sys("stat " + item.source);
+    if (S_ISCHR(item.st.st_mode) && item.st.st_rdev == makedev(0, 0)) {
+      // An overlay whiteout becomes an OCI whiteout file beside it.
+      item.kind = Kind::Whiteout;
+      item.name = (rel.empty() ? "" : rel + "/") + kWhiteoutPrefix + std::string(n);
+      out.push_back(std::move(item));
+      continue;
+    }
+    bool is_dir = S_ISDIR(item.st.st_mode);
+    std::string child = item.name;
+    if (is_dir && is_opaque_dir(item.source)) {
+      Item marker;
+      marker.name = child + "/" + kOpaqueMarker;
+      marker.st = item.st;
+      marker.kind = Kind::Opaque;
+      out.push_back(std::move(marker));
+    }
+    out.push_back(std::move(item));
+    if (is_dir) DFGEN_CHECK(walk(root, child, out));
+  }
+  return ok_status();
+}
+
+Status add_xattrs(archive_entry* e, const std::string& path) {
+  DFGEN_TRY(auto attrs, read_xattrs(path));
+  for (const auto& [name, value] : attrs)
+    archive_entry_xattr_add_entry(e, name.c_str(), value.data(), value.size());
+  return ok_status();
+}
+
+Status copy_file_data(struct archive* a, const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return Error::sys("open " + path);
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::sys("read " + path);
+    }
+    if (n == 0) return ok_status();
+    if (archive_write_data(a, buf, static_cast<size_t>(n)) != n)
+      return Error(fmt::format("write layer: {}", archive_error_string(a)));
+  }
+}
+
+using ArchivePtr = std::unique_ptr<struct archive, int (*)(struct archive*)>;
+using EntryPtr = std::unique_ptr<archive_entry, void (*)(archive_entry*)>;
+
+Status write_items(struct archive* a, const std::vector<Item>& items, const WriteOptions& opts) {
+  auto clamp = [&](int64_t t) {
+    return opts.source_date_epoch && t > *opts.source_date_epoch ? *opts.source_date_epoch : t;
+  };
+  std::map<std::pair<dev_t, ino_t>, std::string> first_link;   // inode -> first tar name
+  for (const Item& item : items) {
+    EntryPtr e(archive_entry_new(), archive_entry_free);
+    archive_entry_set_pathname(e.get(), item.name.c_str());
+    archive_entry_set_mtime(e.get(), clamp(item.st.st_mtim.tv_sec), 0);
+    bool data = false;
+    if (item.kind != Kind::Normal) {
+      // ".wh.NAME" and ".wh..wh..opq": empty regular files, owned by root.
+      archive_entry_set_filetype(e.get(), AE_IFREG);
+      archive_entry_set_perm(e.get(), 0);
+      archive_entry_set_size(e.get(), 0);
+    } else {
+      const struct stat& st = item.st;
+      archive_entry_set_perm(e.get(), st.st_mode & 07777);
+      archive_entry_set_uid(e.get(), st.st_uid);
+      archive_entry_set_gid(e.get(), st.st_gid);
+      archive_entry_set_size(e.get(), 0);
+      if (S_ISREG(st.st_mode)) {
+        archive_entry_set_filetype(e.get(), AE_IFREG);
+        auto [it, inserted] = first_link.try_emplace({st.st_dev, st.st_ino}, item.name);
+        if (st.st_nlink > 1 && !inserted) {
+          archive_entry_set_hardlink(e.get(), it->second.c_str());
+        } else {
+          archive_entry_set_size(e.get(), st.st_size);
+          data = true;
+        }
+      } else if (S_ISDIR(st.st_mode)) {
+        archive_entry_set_filetype(e.get(), AE_IFDIR);
+      } else if (S_ISLNK(st.st_mode)) {
+        archive_entry_set_filetype(e.get(), AE_IFLNK);
+        DFGEN_TRY(std::string target, read_link(item.source));
+        archive_entry_set_symlink(e.get(), target.c_str());
+      } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+        archive_entry_set_filetype(e.get(), S_ISCHR(st.st_mode) ? AE_IFCHR : AE_IFBLK);
+        archive_entry_set_rdevmajor(e.get(), major(st.st_rdev));
+        archive_entry_set_rdevminor(e.get(), minor(st.st_rdev));
+      } else if (S_ISFIFO(st.st_mode)) {
+        archive_entry_set_filetype(e.get(), AE_IFIFO);
+      } else {
+        continue;   // sockets are not carried in layers
+      }
+      DFGEN_CHECK(add_xattrs(e.get(), item.source));
+    }
+    if (archive_write_header(a, e.get()) != ARCHIVE_OK)
+      return Error(fmt::format("write layer entry {}: {}", item.name, archive_error_string(a)));
+    if (data) DFGEN_CHECK(copy_file_data(a, item.source));
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<LayerInfo> write_layer(Store& store, const std::string& dir, const WriteOptions& opts) {
+  std::vector<Item> items;
+  DFGEN_CHECK(walk(dir, "", items));
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.name < b.name; });
+
+  DFGEN_TRY(BlobWriter blob, store.blob_writer());
+  Sink sink;
+  sink.compressor = make_compressor(opts.compression);
+  sink.blob = &blob;
+
+  ArchivePtr a(archive_write_new(), archive_write_free);
+  if (!a) return Error("write layer: archive_write_new failed");
+  archive_write_set_format_pax_restricted(a.get());
+  archive_write_add_filter_none(a.get());
+  archive_write_set_bytes_in_last_block(a.get(), 1);
+  if (archive_write_open2(a.get(), &sink, nullptr, sink_write, nullptr, nullptr) != ARCHIVE_OK)
+    return Error(fmt::format("write layer {}: {}", dir, archive_error_string(a.get())));
+  Status st = write_items(a.get(), items, opts);
+  if (st.ok() && archive_write_close(a.get()) != ARCHIVE_OK)
+    st = Error(fmt::format("write layer: {}", archive_error_string(a.get())));
+  if (!sink.status.ok()) st = std::move(sink.status);
+  if (!st.ok()) return std::move(st).error().context("write layer " + dir);
+  DFGEN_CHECK(sink.compressor->feed(nullptr, 0, true, blob));
+
+  LayerInfo info;
+  info.diff_id = sink.tar_hash.digest();
+  info.empty = items.empty();
+  DFGEN_TRY(info.blob, blob.commit(media_type_for(opts.compression)));
+  return info;
+}
+
+Result<LayerInfo> commit_dir(Store& store, const std::string& dir, const WriteOptions& opts) {
+  DFGEN_TRY(LayerInfo info, write_layer(store, dir, opts));
+  std::string hex(digest_hex(info.diff_id));
+  DFGEN_TRY(FileLock lock, store.lock("snapshot-" + hex));
+  std::string target = store.snapshot_path(info.diff_id);
+  if (store.has_snapshot(info.diff_id)) {
+    DFGEN_CHECK(remove_all(dir));
+    return info;
+  }
+  if (::rename(dir.c_str(), target.c_str()) != 0)
+    return Error::sys(fmt::format("move {} to snapshot {}", dir, target));
+  DFGEN_CHECK(fsync_dir(dirname_of(target)));
+  return info;
+}
+
+}  // namespace dfgen::layer
