@@ -72,16 +72,21 @@ class Lexer {
 
  private:
   static constexpr char32_t kEscape = '\\';
+  static constexpr int kMaxDepth = 200;
 
   char32_t peek() const { return pos_ < runes_.size() ? runes_[pos_] : kEof; }
   char32_t next() { return pos_ < runes_.size() ? runes_[pos_++] : kEof; }
   static void put(std::string& s, char32_t r) { append_utf8(s, r == kEof ? kRuneError : r); }
 
   Result<Processed> stop_on(char32_t stop, bool raw_escapes) {
+    // Go's stacks grow; ours do not. Nesting this deep is no real heredoc line.
+    if (depth_ >= kMaxDepth) return Error("substitutions nested too deeply");
+    ++depth_;
     bool saved_raw_escapes = raw_escapes_;
     raw_escapes_ = raw_escapes;
     auto result = stop_on_inner(stop);
     raw_escapes_ = saved_raw_escapes;
+    --depth_;
     return result;
   }
 
@@ -265,6 +270,7 @@ class Lexer {
   size_t pos_ = 0;
   LexOptions options_;
   bool raw_escapes_ = false;
+  int depth_ = 0;
   std::string shared_buf_;
 };
 

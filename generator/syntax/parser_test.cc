@@ -174,6 +174,14 @@ TEST(Heredoc, WordRecognition) {
             "single-quote");
 }
 
+TEST(Heredoc, DeepNestingIsNotAHeredocLine) {
+  std::string line = "RUN <<EOF ";
+  for (int i = 0; i < 5000; ++i) line += "${a:-";
+  auto docs = heredocs_from_line(line);
+  ASSERT_TRUE(docs.ok());
+  EXPECT_TRUE(docs->empty());
+}
+
 TEST(Heredoc, ChompContent) { EXPECT_EQ(chomp_heredoc_content("\ta\n\t\tb\nc\t\n"), "a\nb\nc\t\n"); }
 
 TEST(Heredoc, LineWords) {
