@@ -4,6 +4,8 @@
 // archives.
 #include <unistd.h>
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include "runner/image/image.h"
@@ -129,6 +131,44 @@ TEST_F(DockerTest, ImportsDockerSave) {
   ASSERT_TRUE(export_docker_archive(*other, (*imported)[0].second, {tag_}, again).ok());
   ASSERT_EQ(run_command("docker load -q -i " + again + " >/dev/null").status, 0);
   EXPECT_EQ(run_command("docker run --rm " + tag_).out, "hello from dfgen\n");
+}
+
+// docker save of two images sharing a layer links the second copy to the first.
+TEST_F(DockerTest, ImportsMultiImageSave) {
+  Descriptor first = busybox_image();
+  ImageInput in;
+  in.config = {{"Cmd", {"/bin/busybox", "echo", "second"}}};
+  in.layers = {busybox_layer_, make_layer({{"second", "2"}})};
+  in.created = 1700000001;
+  auto second = write_image(store(), in);
+  ASSERT_TRUE(second.ok());
+  std::string tag2 = tag_ + "-b";
+  ASSERT_TRUE(export_docker_archive(store(), first, {tag_}, path("a.tar")).ok());
+  ASSERT_TRUE(export_docker_archive(store(), *second, {tag2}, path("b.tar")).ok());
+  ASSERT_EQ(run_command("docker load -q -i " + path("a.tar") + " >/dev/null").status, 0);
+  ASSERT_EQ(run_command("docker load -q -i " + path("b.tar") + " >/dev/null").status, 0);
+  std::string saved = path("both.tar");
+  auto save = run_command("docker save -o " + saved + " " + tag_ + " " + tag2 + " 2>&1");
+  run_command("docker rmi -f " + tag2 + " >/dev/null 2>&1");
+  ASSERT_EQ(save.status, 0) << save.out;
+
+  auto other = Store::open(path("store2"));
+  auto imported = import_images(*other, saved);
+  ASSERT_TRUE(imported.ok()) << imported.error().render();
+  ASSERT_EQ(imported->size(), 2u);
+  std::map<std::string, std::string> config_of;
+  for (const auto& [ref, desc] : *imported) {
+    auto rec = load_image(*other, desc);
+    ASSERT_TRUE(rec.ok()) << rec.error().render();
+    config_of[ref] = rec->config_digest;
+  }
+  EXPECT_EQ(config_of["docker.io/" + tag_], load_image(store(), first)->config_digest);
+  EXPECT_EQ(config_of["docker.io/" + tag2], load_image(store(), *second)->config_digest);
+
+  auto override = import_images(*other, saved, "x:y");
+  ASSERT_FALSE(override.ok());
+  EXPECT_EQ(override.error().message,
+            "import " + saved + ": the archive holds 2 images; a tag override needs exactly one");
 }
 
 }  // namespace
