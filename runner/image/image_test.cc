@@ -241,6 +241,9 @@ TEST_F(ImageTest, OciArchiveReadBySkopeo) {
   auto inspect = run_command("skopeo inspect oci-archive:" + tar + ":latest");
   ASSERT_EQ(inspect.status, 0) << inspect.out;
   EXPECT_EQ(Json::parse(inspect.out)["Digest"], m.digest);
+  std::string again = path("again.tar");
+  ASSERT_TRUE(export_oci_archive(store(), m, {"hello"}, again).ok());
+  EXPECT_EQ(*sha256_file(tar), *sha256_file(again));
 }
 
 // The tree an image exports, as "path=content" lines ("path/" for dirs).
@@ -300,6 +303,14 @@ TEST_F(ImageTest, DockerArchiveRoundTrip) {
   std::string root = path("rootfs");
   ASSERT_TRUE(export_rootfs(*other, m, root).ok());
   EXPECT_EQ(describe_tree(root), "./etc/\n./etc/app.conf=a=2\n./hello.txt=hello\n");
+
+  // `docker save | gzip` is accepted as well.
+  ASSERT_EQ(run_command("gzip -c " + tar + " > " + tar + ".gz").status, 0);
+  auto third = Store::open(path("store3"));
+  imported = import_images(*third, tar + ".gz");
+  ASSERT_TRUE(imported.ok()) << imported.error().render();
+  ASSERT_EQ(imported->size(), 2u);
+  EXPECT_EQ((*imported)[0].second.digest, m.digest);
 }
 
 TEST_F(ImageTest, OciArchiveAndLayoutRoundTrip) {
