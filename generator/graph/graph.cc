@@ -56,12 +56,12 @@ struct Builder {
   }
 
   Result<std::string> stage_base(const plan::Stage& stage) {
-    if (stage.base_stage >= 0) {
+    if (stage.base_kind == plan::Stage::BaseKind::kStage) {
       auto it = stage_result.find(stage.base_stage);
       if (it == stage_result.end()) return Error(fmt::format("stage {} is built before its base", stage.index));
       return it->second;
     }
-    if (stage.base_image.empty() || stage.base_image == "scratch") return scratch_result();
+    if (stage.base_kind == plan::Stage::BaseKind::kScratch) return scratch_result();
     return base_result(stage.base_image);
   }
 
@@ -124,7 +124,7 @@ struct Builder {
     if (opts.source_date_epoch) op["created"] = *opts.source_date_epoch;
     Json spec{{"version", 1},
               {"op", op},
-              {"history", target.trailing_history},
+              {"history", target.history_tail},
               {"io", {{"parent", stage_result.at(target.index)}, {"result", result}}},
               {"ui", {{"description", "IMAGE " + opts.image_name}}}};
     DFGEN_CHECK(write_state_file(spec_rel, spec));
