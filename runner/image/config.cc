@@ -17,7 +17,8 @@ std::string format_time(int64_t seconds_since_epoch) {
 namespace {
 
 // History entries keep their own `created` (a base image's); the others get
-// the image's. Checked against the layers: one non-empty entry per layer.
+// the image's. One entry without empty_layer per layer: entries missing for
+// the bottom layers are added, more entries than layers is an error.
 Result<Json> build_history(const Json& history, size_t layer_count, const std::string& created) {
   if (history.is_null()) return Json::array();
   if (!history.is_array()) return Error("image history is not a JSON array");
@@ -35,10 +36,16 @@ Result<Json> build_history(const Json& history, size_t layer_count, const std::s
       e.erase("empty_layer"), ++non_empty;
     out.push_back(std::move(e));
   }
-  if (!out.empty() && non_empty != layer_count)
+  if (out.empty() || non_empty == layer_count) return out;
+  if (non_empty > layer_count)
     return Error(fmt::format("image history has {} entries with a layer, but the image has {} layers",
                              non_empty, layer_count));
-  return out;
+  // A base image without (complete) history: its layers come first, so the
+  // missing entries are theirs (as BuildKit does).
+  Json padded = Json::array();
+  for (size_t i = non_empty; i < layer_count; ++i) padded.push_back({{"created", created}});
+  for (Json& e : out) padded.push_back(std::move(e));
+  return padded;
 }
 
 }  // namespace

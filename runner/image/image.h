@@ -34,8 +34,9 @@ struct ImageInput {
 
 // Writes the config blob (canonical JSON, rootfs.diff_ids from `layers`,
 // history entries without `created` get the image's) and an OCI image
-// manifest into the store; returns the manifest descriptor. The history, when
-// not empty, must have one entry without empty_layer per layer.
+// manifest into the store; returns the manifest descriptor. A history with
+// fewer layer entries than layers (a base image without history) gets entries
+// added at the bottom; one with more is an error.
 Result<Descriptor> write_image(Store& store, const ImageInput& input);
 
 // RFC 3339 UTC, seconds precision: 1700000000 -> "2023-11-14T22:13:20Z".

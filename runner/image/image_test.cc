@@ -122,14 +122,30 @@ TEST_F(ImageTest, KeepsBaseHistoryTimes) {
   EXPECT_EQ(rec->config["config"], Json::object());
 }
 
-TEST_F(ImageTest, HistoryMustMatchLayers) {
+TEST_F(ImageTest, HistoryIsPaddedForBaseLayers) {
+  LayerRef base = make_layer({{"a", "a"}});
+  LayerRef own = make_layer({{"b", "b"}});
+  ImageInput in;
+  in.layers = {base, own};
+  in.history = Json::array({{{"created_by", "COPY b /"}}, {{"created_by", "ENV a=b"}, {"empty_layer", true}}});
+  in.created = 0;
+  auto m = write_image(store(), in);
+  ASSERT_TRUE(m.ok()) << m.error().render();
+  auto rec = load_image(store(), *m);
+  Json expected = Json::array({{{"created", "1970-01-01T00:00:00Z"}},
+                               {{"created", "1970-01-01T00:00:00Z"}, {"created_by", "COPY b /"}},
+                               {{"created", "1970-01-01T00:00:00Z"}, {"created_by", "ENV a=b"}, {"empty_layer", true}}});
+  EXPECT_EQ(rec->config["history"], expected);
+}
+
+TEST_F(ImageTest, HistoryWithMoreLayersThanImage) {
   LayerRef l = make_layer({{"a", "a"}});
   ImageInput in;
   in.layers = {l};
-  in.history = Json::array({{{"created_by", "ENV a=b"}, {"empty_layer", true}}});
+  in.history = Json::array({{{"created_by", "COPY a /"}}, {{"created_by", "COPY b /"}}});
   auto m = write_image(store(), in);
   ASSERT_FALSE(m.ok());
-  EXPECT_EQ(m.error().message, "write image: image history has 0 entries with a layer, but the image has 1 layers");
+  EXPECT_EQ(m.error().message, "write image: image history has 2 entries with a layer, but the image has 1 layers");
 }
 
 TEST_F(ImageTest, DockerArchiveIsDeterministic) {
