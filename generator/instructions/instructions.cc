@@ -1,11 +1,11 @@
 #include "generator/instructions/instructions.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <functional>
 #include <map>
-
-#include <fmt/format.h>
 
 namespace dfgen::instructions {
 namespace {
@@ -54,17 +54,28 @@ const std::map<std::string, std::vector<FlagSpec>, std::less<>>& flag_table() {
   static const std::map<std::string, std::vector<FlagSpec>, std::less<>> table = {
       {"from", {{"platform", FlagKind::kString}}},
       {"run",
-       {{"mount", FlagKind::kList}, {"network", FlagKind::kString}, {"security", FlagKind::kString}}},
+       {{"mount", FlagKind::kList},
+        {"network", FlagKind::kString},
+        {"security", FlagKind::kString}}},
       {"copy",
-       {{"from", FlagKind::kString}, {"chown", FlagKind::kString}, {"chmod", FlagKind::kString},
-        {"link", FlagKind::kBool}, {"parents", FlagKind::kBool}, {"exclude", FlagKind::kList}}},
+       {{"from", FlagKind::kString},
+        {"chown", FlagKind::kString},
+        {"chmod", FlagKind::kString},
+        {"link", FlagKind::kBool},
+        {"parents", FlagKind::kBool},
+        {"exclude", FlagKind::kList}}},
       {"add",
-       {{"chown", FlagKind::kString}, {"chmod", FlagKind::kString}, {"link", FlagKind::kBool},
-        {"keep-git-dir", FlagKind::kBool}, {"checksum", FlagKind::kString},
+       {{"chown", FlagKind::kString},
+        {"chmod", FlagKind::kString},
+        {"link", FlagKind::kBool},
+        {"keep-git-dir", FlagKind::kBool},
+        {"checksum", FlagKind::kString},
         {"exclude", FlagKind::kList}}},
       {"healthcheck",
-       {{"interval", FlagKind::kString}, {"timeout", FlagKind::kString},
-        {"start-period", FlagKind::kString}, {"start-interval", FlagKind::kString},
+       {{"interval", FlagKind::kString},
+        {"timeout", FlagKind::kString},
+        {"start-period", FlagKind::kString},
+        {"start-interval", FlagKind::kString},
         {"retries", FlagKind::kString}}},
   };
   return table;
@@ -115,8 +126,9 @@ Result<Flags> parse_flags(const syntax::Ast& ast, const syntax::Node& node) {
         if (s.name == name) spec = &s;
     }
     if (!spec)
-      return node_error(ast, node, fmt::format("unknown flag --{} for {}", name, upper(node.keyword)),
-                        raw, valid_flags_text(node.keyword));
+      return node_error(ast, node,
+                        fmt::format("unknown flag --{} for {}", name, upper(node.keyword)), raw,
+                        valid_flags_text(node.keyword));
     switch (spec->kind) {
       case FlagKind::kBool:
         if (has_value && value != "true" && value != "false")
@@ -156,16 +168,17 @@ Status need_args(const syntax::Ast& ast, const syntax::Node& node, size_t min, s
     want = min == 1 ? "at least one argument" : fmt::format("at least {} arguments", min);
   else
     want = fmt::format("{} to {} arguments", min, max);
-  return node_error(ast, node, fmt::format("{} requires {}, but {} {} given", kw, want, have,
-                                           have == 1 ? "was" : "were"));
+  return node_error(
+      ast, node,
+      fmt::format("{} requires {}, but {} {} given", kw, want, have, have == 1 ? "was" : "were"));
 }
 
 constexpr size_t kMany = SIZE_MAX;
 
 // ---------------------------------------------------------------- per keyword
 
-using Parser = std::function<Result<Instruction>(const syntax::Ast&, const syntax::Node&,
-                                                 const Flags&)>;
+using Parser =
+    std::function<Result<Instruction>(const syntax::Ast&, const syntax::Node&, const Flags&)>;
 
 // `<<EOF`, `<<-EOF`, `<<"EOF"`: the heredoc name, or "" when `word` is not one.
 std::string heredoc_marker(const std::string& word) {
@@ -188,7 +201,8 @@ Result<Instruction> parse_from(const syntax::Ast& ast, const syntax::Node& node,
   From from{a[0], "", f.get("platform")};
   if (a.size() == 3) {
     if (lower(a[1]) != "as")
-      return node_error(ast, node, fmt::format("FROM expects AS before the stage name, not \"{}\"", a[1]),
+      return node_error(ast, node,
+                        fmt::format("FROM expects AS before the stage name, not \"{}\"", a[1]),
                         a[1], "write FROM IMAGE AS NAME");
     static const auto valid_name = [](const std::string& n) {
       if (n.empty() || !std::isalpha(static_cast<unsigned char>(n[0]))) return false;
@@ -247,8 +261,9 @@ Result<Copy> parse_copy_like(const syntax::Ast& ast, const syntax::Node& node, c
   for (size_t i = 0; i + 1 < node.args.size(); ++i) {
     const std::string& src = node.args[i];
     std::string name = heredoc_marker(src);
-    auto doc = std::find_if(node.heredocs.begin(), node.heredocs.end(),
-                            [&](const syntax::Heredoc& h) { return !name.empty() && h.name == name; });
+    auto doc =
+        std::find_if(node.heredocs.begin(), node.heredocs.end(),
+                     [&](const syntax::Heredoc& h) { return !name.empty() && h.name == name; });
     if (!node.json && doc != node.heredocs.end())
       c.heredocs.push_back(*doc);
     else
@@ -384,7 +399,8 @@ Result<Instruction> parse_healthcheck(const syntax::Ast& ast, const syntax::Node
     return Instruction(hc);
   }
   if (type != "CMD")
-    return node_error(ast, node, fmt::format("HEALTHCHECK expects CMD or NONE, not \"{}\"", node.args[0]),
+    return node_error(ast, node,
+                      fmt::format("HEALTHCHECK expects CMD or NONE, not \"{}\"", node.args[0]),
                       node.args[0]);
   std::vector<std::string> rest(node.args.begin() + 1, node.args.end());
   if (rest.empty()) return node_error(ast, node, "HEALTHCHECK CMD requires a command");
@@ -417,8 +433,7 @@ Result<Instruction> parse_healthcheck(const syntax::Ast& ast, const syntax::Node
 Result<Instruction> parse_onbuild(const syntax::Ast& ast, const syntax::Node& node, const Flags&) {
   if (!node.nested) return node_error(ast, node, "ONBUILD requires an instruction to trigger");
   std::string kw = upper(node.nested->keyword);
-  if (kw == "ONBUILD")
-    return node_error(ast, node, "ONBUILD cannot trigger another ONBUILD");
+  if (kw == "ONBUILD") return node_error(ast, node, "ONBUILD cannot trigger another ONBUILD");
   if (kw == "FROM" || kw == "MAINTAINER")
     return node_error(ast, node, fmt::format("{} is not allowed as an ONBUILD trigger", kw));
   DFGEN_CHECK(parse_command(*node.nested, ast));
@@ -475,14 +490,16 @@ std::string single_angle_word(const syntax::Node& node) {
       size_t start = arg.find_first_not_of(" \t", i);
       if (start == std::string::npos) break;
       size_t end = arg.find_first_of(" \t", start);
-      words.push_back(arg.substr(start, end == std::string::npos ? std::string::npos : end - start));
+      words.push_back(
+          arg.substr(start, end == std::string::npos ? std::string::npos : end - start));
       i = end == std::string::npos ? arg.size() : end;
     }
   }
   for (const std::string& w : words) {
     if (w.size() < 2 || w[0] != '<' || w[1] == '<') continue;
     std::string name = w.substr(1);
-    if (name.size() >= 2 && (name.front() == '"' || name.front() == '\'') && name.back() == name.front())
+    if (name.size() >= 2 && (name.front() == '"' || name.front() == '\'') &&
+        name.back() == name.front())
       name = name.substr(1, name.size() - 2);
     bool is_word = std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_';
     for (char c : name)
@@ -506,12 +523,12 @@ Error unknown_instruction(const syntax::Ast& ast, size_t index) {
     if (word.empty()) break;
     std::string text = first_line(node.original);
     while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.pop_back();
-    return Error(fmt::format("unknown instruction: {} (\"{}\" is not a Dockerfile instruction)", kw,
-                             text),
-                 where,
-                 fmt::format("\"{}\" at {}:{} was probably meant as the heredoc \"<{}\": with a "
-                             "single '<' the lines after it are read as instructions",
-                             word, ast.filename, prev.start_line, word));
+    return Error(
+        fmt::format("unknown instruction: {} (\"{}\" is not a Dockerfile instruction)", kw, text),
+        where,
+        fmt::format("\"{}\" at {}:{} was probably meant as the heredoc \"<{}\": with a "
+                    "single '<' the lines after it are read as instructions",
+                    word, ast.filename, prev.start_line, word));
   }
   std::string best;
   int best_distance = 1 << 20;
@@ -567,7 +584,8 @@ Result<Mount> parse_mount(const std::string& spec) {
     if (key == "type") m.type = value;
   if (m.type != "bind" && m.type != "cache" && m.type != "tmpfs" && m.type != "secret" &&
       m.type != "ssh")
-    return Error(fmt::format("--mount: unknown type \"{}\" (bind, cache, tmpfs, secret or ssh)", m.type));
+    return Error(
+        fmt::format("--mount: unknown type \"{}\" (bind, cache, tmpfs, secret or ssh)", m.type));
   auto bool_value = [](const std::string& v) -> std::optional<bool> {
     if (v == "\x01" || v == "true") return true;
     if (v == "false") return false;
@@ -576,15 +594,24 @@ Result<Mount> parse_mount(const std::string& spec) {
   for (const auto& [key, raw] : fields) {
     std::string value = raw == "\x01" ? "" : raw;
     if (key == "type") continue;
-    if (key == "target" || key == "dst" || key == "destination") m.target = value;
-    else if (key == "source" || key == "src") m.source = value;
-    else if (key == "from") m.from = value;
-    else if (key == "id") m.id = value;
-    else if (key == "mode") m.mode = value;
-    else if (key == "uid") m.uid = value;
-    else if (key == "gid") m.gid = value;
-    else if (key == "size") m.size = value;
-    else if (key == "env") m.env = value;
+    if (key == "target" || key == "dst" || key == "destination")
+      m.target = value;
+    else if (key == "source" || key == "src")
+      m.source = value;
+    else if (key == "from")
+      m.from = value;
+    else if (key == "id")
+      m.id = value;
+    else if (key == "mode")
+      m.mode = value;
+    else if (key == "uid")
+      m.uid = value;
+    else if (key == "gid")
+      m.gid = value;
+    else if (key == "size")
+      m.size = value;
+    else if (key == "env")
+      m.env = value;
     else if (key == "sharing") {
       if (value != "shared" && value != "private" && value != "locked")
         return Error(fmt::format("--mount: sharing=\"{}\" (shared, private or locked)", value));
@@ -593,7 +620,8 @@ Result<Mount> parse_mount(const std::string& spec) {
                key == "required") {
       auto b = bool_value(raw);
       if (!b) return Error(fmt::format("--mount: {}=\"{}\" is not true or false", key, value));
-      if (key == "required") m.required = *b;
+      if (key == "required")
+        m.required = *b;
       else {
         m.readonly = (key == "readonly" || key == "ro") ? *b : !*b;
         readonly_set = true;
@@ -612,8 +640,8 @@ Result<Mount> parse_mount(const std::string& spec) {
 
 Result<Command> parse_command(const syntax::Node& node, const syntax::Ast& ast) {
   auto it = parsers().find(node.keyword);
-  if (it == parsers().end()) return Error(fmt::format("unknown instruction: {}", upper(node.keyword)),
-                                          range_of(ast, node));
+  if (it == parsers().end())
+    return Error(fmt::format("unknown instruction: {}", upper(node.keyword)), range_of(ast, node));
   DFGEN_TRY(Flags flags, parse_flags(ast, node));
   DFGEN_TRY(Instruction inst, it->second(ast, node, flags));
   return Command{std::move(inst), upper(node.keyword), first_line(node.original), node.start_line,

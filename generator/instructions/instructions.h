@@ -43,12 +43,12 @@ struct Mount {
   std::string from;           // stage name, index or image (as written)
   bool readonly = false;      // bind defaults to read-only (set by the parser)
   std::string id;
-  std::string sharing;        // cache: shared | private | locked
-  std::string mode;           // octal, as written
+  std::string sharing;  // cache: shared | private | locked
+  std::string mode;     // octal, as written
   std::string uid;
   std::string gid;
-  std::string size;           // tmpfs
-  std::string env;            // secret as environment variable
+  std::string size;  // tmpfs
+  std::string env;   // secret as environment variable
   bool required = false;
 };
 
@@ -77,29 +77,57 @@ struct Copy {
 };
 struct Add : Copy {};
 
-struct Env { std::vector<KeyValue> vars; };
-struct Arg { std::vector<ArgDef> args; };
-struct Label { std::vector<KeyValue> labels; };
-struct Cmd { std::vector<std::string> cmd; bool json = false; };
-struct Entrypoint { std::vector<std::string> cmd; bool json = false; };
-struct Workdir { std::string path; };
-struct User { std::string user; };
-struct Expose { std::vector<std::string> ports; };  // words as written
-struct Volume { std::vector<std::string> volumes; };
-struct StopSignal { std::string signal; };
+struct Env {
+  std::vector<KeyValue> vars;
+};
+struct Arg {
+  std::vector<ArgDef> args;
+};
+struct Label {
+  std::vector<KeyValue> labels;
+};
+struct Cmd {
+  std::vector<std::string> cmd;
+  bool json = false;
+};
+struct Entrypoint {
+  std::vector<std::string> cmd;
+  bool json = false;
+};
+struct Workdir {
+  std::string path;
+};
+struct User {
+  std::string user;
+};
+struct Expose {
+  std::vector<std::string> ports;
+};  // words as written
+struct Volume {
+  std::vector<std::string> volumes;
+};
+struct StopSignal {
+  std::string signal;
+};
 struct Healthcheck {
   bool none = false;              // HEALTHCHECK NONE
   std::vector<std::string> test;  // ["CMD", argv...] or ["CMD-SHELL", "cmd"]
   std::string interval, timeout, start_period, start_interval;  // Go durations, as written
   int retries = 0;
 };
-struct Shell { std::vector<std::string> shell; };
-struct Onbuild { std::string expression; };  // the trigger's text, e.g. "RUN make"
-struct Maintainer { std::string name; };
+struct Shell {
+  std::vector<std::string> shell;
+};
+struct Onbuild {
+  std::string expression;
+};  // the trigger's text, e.g. "RUN make"
+struct Maintainer {
+  std::string name;
+};
 
-using Instruction = std::variant<From, Run, Copy, Add, Env, Arg, Label, Cmd, Entrypoint, Workdir,
-                                 User, Expose, Volume, StopSignal, Healthcheck, Shell, Onbuild,
-                                 Maintainer>;
+using Instruction =
+    std::variant<From, Run, Copy, Add, Env, Arg, Label, Cmd, Entrypoint, Workdir, User, Expose,
+                 Volume, StopSignal, Healthcheck, Shell, Onbuild, Maintainer>;
 
 // An instruction and where it was written.
 struct Command {

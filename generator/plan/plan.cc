@@ -1,10 +1,10 @@
 #include "generator/plan/plan.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "core/reference.h"
 #include "core/shell.h"
@@ -32,14 +32,15 @@ std::string lower(std::string s) {
 }
 
 bool is_number(const std::string& s) {
-  return !s.empty() && s.size() < 9 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return !s.empty() && s.size() < 9 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c));
+  });
 }
 
 // Build args that RUN sees without an ARG, and that never enter history.
 bool is_proxy_arg(const std::string& name) {
-  static const std::set<std::string> names = {"http_proxy", "https_proxy", "ftp_proxy",
-                                              "no_proxy", "all_proxy"};
+  static const std::set<std::string> names = {"http_proxy", "https_proxy", "ftp_proxy", "no_proxy",
+                                              "all_proxy"};
   return names.count(lower(name)) > 0;
 }
 
@@ -121,16 +122,16 @@ Result<std::vector<std::string>> parse_ports(const std::string& word) {
       std::stoi(last) > 65535 || std::stoi(first) > std::stoi(last))
     return Error(fmt::format("invalid port \"{}\" in EXPOSE", word));
   std::vector<std::string> out;
-  for (int p = std::stoi(first); p <= std::stoi(last); ++p) out.push_back(fmt::format("{}/{}", p, proto));
+  for (int p = std::stoi(first); p <= std::stoi(last); ++p)
+    out.push_back(fmt::format("{}/{}", p, proto));
   return out;
 }
 
 bool valid_signal(const std::string& s) {
   static const std::set<std::string> names = {
-      "ABRT", "ALRM", "BUS",  "CHLD", "CONT", "FPE",  "HUP",    "ILL",  "INT",  "IO",
-      "IOT",  "KILL", "PIPE", "PROF", "PWR",  "QUIT", "SEGV",   "STKFLT", "STOP", "SYS",
-      "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG",  "USR1",   "USR2", "VTALRM", "WINCH",
-      "XCPU", "XFSZ"};
+      "ABRT", "ALRM", "BUS",  "CHLD", "CONT", "FPE",  "HUP",    "ILL",   "INT",  "IO",   "IOT",
+      "KILL", "PIPE", "PROF", "PWR",  "QUIT", "SEGV", "STKFLT", "STOP",  "SYS",  "TERM", "TRAP",
+      "TSTP", "TTIN", "TTOU", "URG",  "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ"};
   if (is_number(s)) return std::stoi(s) > 0 && std::stoi(s) < 65;
   std::string name = s;
   for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -150,8 +151,12 @@ int64_t duration_ns(const std::string& d) {
     size_t ustart = i;
     while (i < d.size() && std::isalpha(static_cast<unsigned char>(d[i]))) ++i;
     std::string unit = d.substr(ustart, i - ustart);
-    double scale = unit == "h" ? 3600e9 : unit == "m" ? 60e9 : unit == "s" ? 1e9
-                 : unit == "ms" ? 1e6 : unit == "us" ? 1e3 : 1;
+    double scale = unit == "h"    ? 3600e9
+                   : unit == "m"  ? 60e9
+                   : unit == "s"  ? 1e9
+                   : unit == "ms" ? 1e6
+                   : unit == "us" ? 1e3
+                                  : 1;
     total += static_cast<int64_t>(value * scale);
   }
   return total;
@@ -206,7 +211,8 @@ struct StageState {
   // ENV wins over ARG (Docker's documented rule).
   std::optional<std::string> lookup(const std::string& name) const {
     for (const std::string& e : string_list(config.value("Env", Json::array())))
-      if (env_key(e) == name) return e.substr(e.find('=') == std::string::npos ? e.size() : e.find('=') + 1);
+      if (env_key(e) == name)
+        return e.substr(e.find('=') == std::string::npos ? e.size() : e.find('=') + 1);
     if (const auto* v = find_var(args, name)) return *v;
     return std::nullopt;
   }
@@ -235,7 +241,7 @@ class Builder {
   Status dispatch_metadata(StageState& state, const ins::Command& cmd);
   // A --from value: a stage (resolved now) or an external image.
   Result<std::variant<int, std::string>> resolve_from(StageState& state, const ins::Command& cmd,
-                                                     const std::string& value, const char* what);
+                                                      const std::string& value, const char* what);
   Step& add_step(StageState& state, const ins::Command& cmd, std::string description, Json op,
                  Json own_history);
 
@@ -260,7 +266,7 @@ class Builder {
   std::vector<RawStage> raw_;
   std::vector<ins::Command> onbuild_commands_;  // kept alive for steps' origins
   Vars global_args_;
-  std::vector<int> visit_;   // 0 new, 1 on the stack, 2 done
+  std::vector<int> visit_;  // 0 new, 1 on the stack, 2 done
   std::vector<int> stack_;
   std::vector<StageState> states_;
   std::set<std::string> images_;
@@ -275,13 +281,12 @@ Result<std::string> Builder::expand(const StageState& state, const ins::Command&
 }
 
 Result<std::string> Builder::expand_global(const ins::Command& cmd, const std::string& word) const {
-  auto result = shell::expand_word(
-      word,
-      [&](const std::string& n) -> std::optional<std::string> {
-        const auto* v = find_var(global_args_, n);
-        return v ? *v : std::nullopt;
-      },
-      {ast_.directives.escape});
+  auto result = shell::expand_word(word,
+                                   [&](const std::string& n) -> std::optional<std::string> {
+                                     const auto* v = find_var(global_args_, n);
+                                     return v ? *v : std::nullopt;
+                                   },
+                                   {ast_.directives.escape});
   if (!result.ok()) return error_at(cmd, result.error().message);
   return result;
 }
@@ -290,7 +295,8 @@ Status Builder::split_stages(const std::vector<ins::Command>& commands) {
   add_platform_args(global_args_, "TARGET", options_.platform);
   add_platform_args(global_args_, "BUILD", kBuildPlatform);
   for (auto& [key, value] : global_args_)
-    if (auto it = options_.build_args.find(key); it != options_.build_args.end()) value = it->second;
+    if (auto it = options_.build_args.find(key); it != options_.build_args.end())
+      value = it->second;
 
   for (const ins::Command& cmd : commands) {
     if (std::holds_alternative<ins::From>(cmd.inst)) {
@@ -335,8 +341,8 @@ Status Builder::split_stages(const std::vector<ins::Command>& commands) {
     for (const Stage& other : plan_.stages)
       if (!stage.name.empty() && other.name == stage.name)
         return error_at(cmd,
-                        fmt::format("stage name \"{}\" is already used by stage {} ({})", from.stage_name,
-                                    other.index, other.location),
+                        fmt::format("stage name \"{}\" is already used by stage {} ({})",
+                                    from.stage_name, other.index, other.location),
                         "give every stage its own name");
     plan_.stages.push_back(std::move(stage));
   }
@@ -371,8 +377,8 @@ Result<Json> Builder::base_config(Stage& stage, StageState& state) {
       images_.insert(stage.base_image);
       auto config = lookup_(stage.base_image);
       if (!config.ok())
-        return error_at(*raw_[stage.index].from, fmt::format("FROM {}: {}", stage.base_image,
-                                                             config.error().message));
+        return error_at(*raw_[stage.index].from,
+                        fmt::format("FROM {}: {}", stage.base_image, config.error().message));
       Json c = config->is_object() ? *config : Json::object();
       return c;
     }
@@ -479,9 +485,12 @@ Step& Builder::add_step(StageState& state, const ins::Command& cmd, std::string 
 
 Status Builder::dispatch(StageState& state, const ins::Command& cmd) {
   if (const auto* run = std::get_if<ins::Run>(&cmd.inst)) return dispatch_run(state, cmd, *run);
-  if (const auto* add = std::get_if<ins::Add>(&cmd.inst)) return dispatch_copy(state, cmd, *add, true);
-  if (const auto* copy = std::get_if<ins::Copy>(&cmd.inst)) return dispatch_copy(state, cmd, *copy, false);
-  if (const auto* wd = std::get_if<ins::Workdir>(&cmd.inst)) return dispatch_workdir(state, cmd, *wd);
+  if (const auto* add = std::get_if<ins::Add>(&cmd.inst))
+    return dispatch_copy(state, cmd, *add, true);
+  if (const auto* copy = std::get_if<ins::Copy>(&cmd.inst))
+    return dispatch_copy(state, cmd, *copy, false);
+  if (const auto* wd = std::get_if<ins::Workdir>(&cmd.inst))
+    return dispatch_workdir(state, cmd, *wd);
   if (const auto* arg = std::get_if<ins::Arg>(&cmd.inst)) return dispatch_arg(state, cmd, *arg);
   return dispatch_metadata(state, cmd);
 }
@@ -586,10 +595,11 @@ Status Builder::dispatch_metadata(StageState& state, const ins::Command& cmd) {
     }
     config["Healthcheck"] = h;
     auto d = [](const std::string& v) { return v.empty() ? std::string("0s") : v; };
-    state.history(fmt::format("HEALTHCHECK {{Test:{} Interval:{} Timeout:{} StartPeriod:{} "
-                              "StartInterval:{} Retries:{}}}",
-                              go_list(string_list(h["Test"])), d(hc->interval), d(hc->timeout),
-                              d(hc->start_period), d(hc->start_interval), hc->retries));
+    state.history(
+        fmt::format("HEALTHCHECK {{Test:{} Interval:{} Timeout:{} StartPeriod:{} "
+                    "StartInterval:{} Retries:{}}}",
+                    go_list(string_list(h["Test"])), d(hc->interval), d(hc->timeout),
+                    d(hc->start_period), d(hc->start_interval), hc->retries));
   } else if (const auto* sh = std::get_if<ins::Shell>(&cmd.inst)) {
     config["Shell"] = sh->shell;
     state.history("SHELL " + go_list(sh->shell));
@@ -604,9 +614,9 @@ Status Builder::dispatch_metadata(StageState& state, const ins::Command& cmd) {
 }
 
 Result<std::variant<int, std::string>> Builder::resolve_from(StageState& state,
-                                                            const ins::Command& cmd,
-                                                            const std::string& value,
-                                                            const char* what) {
+                                                             const ins::Command& cmd,
+                                                             const std::string& value,
+                                                             const char* what) {
   if (is_number(value)) {
     int index = std::stoi(value);
     if (index >= state.index)
@@ -630,9 +640,10 @@ Result<std::variant<int, std::string>> Builder::resolve_from(StageState& state,
     for (const Stage& s : plan_.stages)
       if (!s.name.empty() && ins::edit_distance(s.name, value) <= 2)
         hint = fmt::format("did you mean the stage \"{}\"?", s.name);
-    return error_at(cmd, fmt::format("{}={} is neither a stage nor an image: {}", what, value,
-                                     ref.error().message),
-                    hint);
+    return error_at(
+        cmd,
+        fmt::format("{}={} is neither a stage nor an image: {}", what, value, ref.error().message),
+        hint);
   }
   images_.insert(value);
   return std::variant<int, std::string>(value);
@@ -682,8 +693,13 @@ Status Builder::dispatch_run(StageState& state, const ins::Command& cmd, const i
     Json mj = {{"type", m.type}, {"readonly", m.readonly}};
     if (!m.target.empty()) mj["target"] = detail::resolve_in_image(state.workdir(), m.target);
     if (!m.source.empty()) mj["source"] = m.source;
-    for (auto [key, val] : {std::pair{"id", &m.id}, {"sharing", &m.sharing}, {"mode", &m.mode},
-                            {"uid", &m.uid}, {"gid", &m.gid}, {"size", &m.size}, {"env", &m.env}})
+    for (auto [key, val] : {std::pair{"id", &m.id},
+                            {"sharing", &m.sharing},
+                            {"mode", &m.mode},
+                            {"uid", &m.uid},
+                            {"gid", &m.gid},
+                            {"size", &m.size},
+                            {"env", &m.env}})
       if (!val->empty()) mj[key] = *val;
     if (m.required) mj["required"] = true;
     if (!m.from.empty()) {
@@ -810,12 +826,9 @@ Status Builder::dispatch_copy(StageState& state, const ins::Command& cmd, const 
     written.push_back("<<" + doc.name);
   }
 
-  Json op = {{"kind", kind},
-             {"sources", sources},
-             {"from", from},
-             {"dest", detail::resolve_in_image(state.workdir(), dest)},
-             {"chown", chown},
-             {"chmod", chmod},
+  Json op = {{"kind", kind},     {"sources", sources},
+             {"from", from},     {"dest", detail::resolve_in_image(state.workdir(), dest)},
+             {"chown", chown},   {"chmod", chmod},
              {"link", copy.link}};
   if (copy.parents) op["parents"] = true;
   if (!copy.exclude.empty()) op["exclude"] = copy.exclude;
@@ -855,9 +868,8 @@ Status Builder::dispatch_workdir(StageState& state, const ins::Command& cmd,
     state.history("WORKDIR /");
     return ok_status();
   }
-  Json op = {{"kind", "workdir"},
-             {"path", resolved},
-             {"user", config_string(state.config, "User")}};
+  Json op = {
+      {"kind", "workdir"}, {"path", resolved}, {"user", config_string(state.config, "User")}};
   add_step(state, cmd, "WORKDIR " + path, std::move(op), {{"created_by", "WORKDIR " + resolved}});
   return ok_status();
 }
@@ -892,9 +904,15 @@ Json to_json(const Plan& plan) {
   for (const Stage& stage : plan.stages) {
     Json base;
     switch (stage.base_kind) {
-      case Stage::BaseKind::kScratch: base = {{"scratch", true}}; break;
-      case Stage::BaseKind::kImage: base = {{"image", stage.base_image}}; break;
-      case Stage::BaseKind::kStage: base = {{"stage", stage.base_stage}}; break;
+      case Stage::BaseKind::kScratch:
+        base = {{"scratch", true}};
+        break;
+      case Stage::BaseKind::kImage:
+        base = {{"image", stage.base_image}};
+        break;
+      case Stage::BaseKind::kStage:
+        base = {{"stage", stage.base_stage}};
+        break;
     }
     Json steps = Json::array();
     for (const Step& step : stage.steps) {

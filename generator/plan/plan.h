@@ -38,29 +38,29 @@ using ImageConfigLookup = std::function<Result<Json>(const std::string& ref)>;
 
 struct Step {
   int stage = 0;
-  int index = 0;              // 0-based among the stage's steps
-  std::string keyword;        // "RUN", "COPY", "ADD", "WORKDIR"
-  std::string description;    // "RUN go build -o /bin/hello ./main.go" (<= ~80 chars)
-  std::string location;       // "Dockerfile:12"
-  Json history = Json::array();  // entries this step adds (metadata before it, then its own)
-  std::optional<int> from_stage;          // COPY --from=<stage>
-  std::optional<std::string> from_image;  // COPY --from=<image ref>
-  std::vector<int> mount_stages;          // RUN --mount from=<stage>
-  std::vector<std::string> mount_images;  // RUN --mount from=<image>
+  int index = 0;                  // 0-based among the stage's steps
+  std::string keyword;            // "RUN", "COPY", "ADD", "WORKDIR"
+  std::string description;        // "RUN go build -o /bin/hello ./main.go" (<= ~80 chars)
+  std::string location;           // "Dockerfile:12"
+  Json history = Json::array();   // entries this step adds (metadata before it, then its own)
+  std::optional<int> from_stage;  // COPY --from=<stage>
+  std::optional<std::string> from_image;     // COPY --from=<image ref>
+  std::vector<int> mount_stages;             // RUN --mount from=<stage>
+  std::vector<std::string> mount_images;     // RUN --mount from=<image>
   std::vector<std::string> context_sources;  // COPY/ADD patterns relative to the context
-  Json op;                    // the resolved operation; no machine paths (hashed into keys)
+  Json op;  // the resolved operation; no machine paths (hashed into keys)
 };
 
 struct Stage {
   enum class BaseKind { kScratch, kImage, kStage };
   int index = 0;
-  std::string name;            // lower case, "" when unnamed
+  std::string name;  // lower case, "" when unnamed
   BaseKind base_kind = BaseKind::kScratch;
-  std::string base_image;      // kImage: the reference as written, expanded
-  int base_stage = -1;         // kStage
-  std::string platform;        // FROM --platform (expanded) or the build's platform
-  std::string location;        // of its FROM line: "Dockerfile:2"
-  bool resolved = false;       // steps and config computed (the target needs it)
+  std::string base_image;  // kImage: the reference as written, expanded
+  int base_stage = -1;     // kStage
+  std::string platform;    // FROM --platform (expanded) or the build's platform
+  std::string location;    // of its FROM line: "Dockerfile:2"
+  bool resolved = false;   // steps and config computed (the target needs it)
   std::vector<Step> steps;
   Json config = Json::object();       // final config, OCI "config" shape
   Json history_tail = Json::array();  // entries after the last step (CMD, ENV, ...)

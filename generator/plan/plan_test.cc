@@ -390,6 +390,16 @@ TEST(PlanGraph, CopyAndMountFromPullInStagesInDependencyOrder) {
   EXPECT_EQ(plan.stages[4].steps[1].from_stage, 3);
 }
 
+TEST(PlanGraph, StageBaseHistoryTailComesFirst) {
+  Plan plan = must_plan("FROM golang:1.21 AS base\nRUN true\nENV A=1\nFROM base\nRUN false\n");
+  EXPECT_EQ(plan.stages[1].steps[0].history, Json::parse(R"([
+      {"created_by":"ENV A=1","empty_layer":true},
+      {"created_by":"RUN /bin/sh -c false # buildkit"}])"));
+  EXPECT_EQ(plan.stages[1].steps[0].op["env"],
+            Json({"PATH=/usr/local/go/bin:/usr/bin:/bin", "A=1"}));
+  EXPECT_EQ(plan.stages[1].history_tail, Json::array());
+}
+
 TEST(PlanGraph, UnneededStagesAreNotLookedUp) {
   FakeImages images;
   Plan plan = must_plan("FROM does-not-exist AS old\nFROM golang:1.21\nRUN true\n", {}, &images);
