@@ -22,7 +22,7 @@ bool docker_up() { return run_command("docker info >/dev/null 2>&1").status == 0
   if (docker_up()) return ::testing::AssertionSuccess();
   if (run_command("command -v dockerd >/dev/null").status != 0)
     return ::testing::AssertionFailure() << "dockerd is not installed";
-  run_command("(dockerd >/tmp/dockerd.log 2>&1 &)");
+  run_command("(dockerd >>/tmp/dockerd.log 2>&1 &)");
   for (int i = 0; i < 60; ++i) {
     if (docker_up()) return ::testing::AssertionSuccess();
     ::sleep(1);
