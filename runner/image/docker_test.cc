@@ -138,7 +138,9 @@ TEST_F(DockerTest, ImportsMultiImageSave) {
   Descriptor first = busybox_image();
   ImageInput in;
   in.config = {{"Cmd", {"/bin/busybox", "echo", "second"}}};
-  in.layers = {busybox_layer_, make_layer({{"second", "2"}})};
+  // The shared layer on top of another one: docker save gives it another
+  // v1 id and links its layer.tar to the first copy.
+  in.layers = {make_layer({{"second", "2"}}), busybox_layer_};
   in.created = 1700000001;
   auto second = write_image(store(), in);
   ASSERT_TRUE(second.ok());
@@ -151,6 +153,7 @@ TEST_F(DockerTest, ImportsMultiImageSave) {
   auto save = run_command("docker save -o " + saved + " " + tag_ + " " + tag2 + " 2>&1");
   run_command("docker rmi -f " + tag2 + " >/dev/null 2>&1");
   ASSERT_EQ(save.status, 0) << save.out;
+  EXPECT_EQ(run_command("tar tvf " + saved + " | grep -c '^l'").out, "1\n");
 
   auto other = Store::open(path("store2"));
   auto imported = import_images(*other, saved);
