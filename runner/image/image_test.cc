@@ -248,7 +248,7 @@ TEST_F(ImageTest, OciLayoutReadBySkopeoAndUmoci) {
 
 TEST_F(ImageTest, OciArchiveReadBySkopeo) {
   Descriptor m = make_image();
-  std::string tar = path("oci.tar");
+  std::string tar = path("out/sub/oci.tar");   // folders made as needed
   ASSERT_TRUE(export_oci_archive(store(), m, {"hello"}, tar).ok());
   auto entries = read_tar(tar);
   ASSERT_GE(entries.size(), 4u);

@@ -78,6 +78,7 @@ TarOut::~TarOut() = default;
 Result<TarOut> TarOut::create(const std::string& dest) {
   auto impl = std::make_unique<Impl>();
   impl->dest = dest;
+  DFGEN_CHECK(make_dirs(dirname_of(dest)));
   std::string pattern = path_join(dirname_of(dest), "." + basename_of(dest) + ".tmp-XXXXXX");
   std::vector<char> buf(pattern.begin(), pattern.end());
   buf.push_back('\0');

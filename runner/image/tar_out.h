@@ -1,7 +1,8 @@
 // A tar file written deterministically and atomically: entries in the order
 // they are added, owner 0:0, mtime 0, modes 0644/0755, PAX only where needed.
-// The tar is written to a temp file beside `dest` and renamed into place by
-// commit(); dropped uncommitted, the temp file is removed.
+// The tar is written to a temp file beside `dest` (its folder made if
+// missing) and renamed into place by commit(); dropped uncommitted, the temp
+// file is removed.
 #pragma once
 
 #include <memory>
