@@ -179,6 +179,12 @@ int generate(const Args& a, int argc, char** argv) {
   Resolver resolver{*store, *overrides, {}};
   auto p = make_plan(*loaded, a, resolver);
   if (!p) return fail(p.error());
+  for (const auto& ref : p->external_images) {
+    if (resolver.bases.count(ref)) continue;
+    auto base = resolver.resolve(ref);
+    if (!base) return fail(base.error());
+    resolver.bases[ref] = std::move(*base);
+  }
 
   graph::Options o;
   o.context_dir = loaded->context;

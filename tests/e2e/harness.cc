@@ -1,0 +1,81 @@
+#include "tests/e2e/harness.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+
+#include "core/fs.h"
+
+namespace dfgen::e2e {
+
+std::string source_dir() { return DFGEN_SOURCE_DIR; }
+
+std::string store_dir() {
+  const char* env = std::getenv("DFGEN_TEST_STORE");
+  return env ? env : std::string(DFGEN_BINARY_DIR) + "/test-store";
+}
+
+Output sh(const std::string& command) {
+  std::string env = "PATH='" + std::string(DFGEN_BINARY_DIR) + "/bin':\"$PATH\" DFGEN_STORE='" +
+                    store_dir() + "' ";
+  std::string full = "export " + env + "; ( " + command + " ) 2>&1";
+  Output r;
+  FILE* p = ::popen(full.c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed");
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string fixture(const std::string& name) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  std::string ref = "dfgen-fixtures/" + name + ":bookworm";
+  Output have = sh("dfrun images | grep -q '^docker.io/" + ref + " '");
+  if (have.exit_code == 0) return ref;
+  Output made = sh("bash '" + source_dir() + "/scripts/fixtures.sh' " + name + " | tail -1");
+  if (made.exit_code != 0) throw std::runtime_error("fixtures.sh " + name + " failed:\n" + made.output);
+  std::string tar = made.output.substr(0, made.output.find_last_not_of("\n") + 1);
+  tar = tar.substr(tar.find_last_of('\n') == std::string::npos ? 0 : tar.find_last_of('\n') + 1);
+  Output imp = sh("dfrun import '" + tar + "' -t " + ref);
+  if (imp.exit_code != 0) throw std::runtime_error("import " + tar + " failed:\n" + imp.output);
+  return ref;
+}
+
+std::string temp_dir(const std::string& name) {
+  std::string base = std::string(DFGEN_BINARY_DIR) + "/e2e-tmp";
+  auto dir = TempDir::create(base, name);
+  if (!dir.ok()) throw std::runtime_error(dir.error().render());
+  return dir->release();
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  (void)make_dirs(dirname_of(path));
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int count_lines_with(const std::string& text, const std::string& needle) {
+  int count = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.find(needle) != std::string::npos) ++count;
+  return count;
+}
+
+}  // namespace dfgen::e2e

@@ -1,0 +1,35 @@
+// End-to-end test harness: runs the real dfgen, ninja and dfrun binaries
+// against a test store with base images made from Debian packages
+// (scripts/fixtures.sh, cached) and imported once per store.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace dfgen::e2e {
+
+struct Output {
+  int exit_code = -1;
+  std::string output;   // stdout and stderr together
+};
+
+// Runs `command` through /bin/sh with the test environment (PATH has
+// build/bin first, DFGEN_STORE set), capturing its output.
+Output sh(const std::string& command);
+
+// The test store shared by the e2e tests of one build tree.
+std::string store_dir();
+// Makes sure the fixture NAME (busybox, debian, golang, gcc) is built and
+// imported into the test store as dfgen-fixtures/NAME:bookworm; returns that ref.
+std::string fixture(const std::string& name);
+
+// A fresh directory for one test (removed at exit of the process).
+std::string temp_dir(const std::string& name);
+void write_file(const std::string& path, const std::string& content);
+std::string read_file(const std::string& path);
+std::string source_dir();   // the checkout
+
+// Lines of `text` that contain `needle`.
+int count_lines_with(const std::string& text, const std::string& needle);
+
+}  // namespace dfgen::e2e
