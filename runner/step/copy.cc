@@ -195,7 +195,8 @@ Result<Json> copy_inputs(const StepInput& in) {
     if (::lstat(abs.c_str(), &st) != 0) return Error::sys("stat " + rel);
     Json entry = {rel, st.st_mode};
     if (S_ISREG(st.st_mode)) {
-      DFGEN_TRY(std::string digest, sha256_file(abs));
+      // Through the stat cache when there is one: an unchanged file is not read.
+      DFGEN_TRY(std::string digest, in.stat_cache ? in.stat_cache->digest(rel, st) : sha256_file(abs));
       entry.push_back(digest);
     } else if (S_ISLNK(st.st_mode)) {
       char buf[4096];

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/json.h"
+#include "core/statcache.h"
 #include "core/store.h"
 #include "runner/step/step.h"
 
@@ -28,6 +29,7 @@ struct StepInput {
   const Spec& spec;
   const StepResult& parent;
   const std::map<std::string, StepResult>& from;
+  StatCache* stat_cache = nullptr;   // digests of context files; null: read every file
 };
 
 // Digests of everything outside the op that the step reads (context files,

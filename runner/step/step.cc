@@ -61,8 +61,14 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
     DFGEN_TRY(StepResult r, read_result(file));
     from.emplace(name, std::move(r));
   }
-  StepInput in{spec, parent, from};
+  std::optional<StatCache> stat_cache;
+  if (!spec.context.empty()) {
+    DFGEN_TRY(StatCache c, StatCache::open(stat_cache_dir(store.root()), spec.context));
+    stat_cache.emplace(std::move(c));
+  }
+  StepInput in{spec, parent, from, stat_cache ? &*stat_cache : nullptr};
   DFGEN_TRY(Json inputs, kind.inputs(in));
+  if (stat_cache) DFGEN_CHECK(stat_cache->save());
   Json from_keys = Json::object();
   for (const auto& [name, r] : from) from_keys[name] = r.key;
   std::string key = sha256_digest(canonical_json(
@@ -95,9 +101,16 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
 
 }  // namespace
 
+// "Dockerfile:12: RUN make: <message>", as BuildKit words a failed step: the
+// "[stage 2/3] " progress label of the description is left out.
 Error step_error(const Spec& spec, Error e) {
   if (spec.location.empty()) return e;
-  e.message = fmt::format("{}: {}: {}", spec.location, spec.description, e.message);
+  std::string_view what = spec.description;
+  if (what.starts_with('[')) {
+    auto close = what.find("] ");
+    if (close != std::string_view::npos) what.remove_prefix(close + 2);
+  }
+  e.message = fmt::format("{}: {}: {}", spec.location, what, e.message);
   return e;
 }
 
