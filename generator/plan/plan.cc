@@ -6,6 +6,7 @@
 #include <cctype>
 #include <set>
 
+#include "core/context.h"
 #include "core/reference.h"
 #include "core/shell.h"
 #include "generator/instructions/instructions.h"
@@ -777,12 +778,15 @@ Status Builder::dispatch_copy(StageState& state, const ins::Command& cmd, const 
   for (const std::string& src : copy.sources) {
     DFGEN_TRY(std::string s, expand(state, cmd, src));
     written.push_back(s);
-    bool url = s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0;
+    bool url = s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 ||
+               s.rfind("git@", 0) == 0 || s.rfind("git://", 0) == 0;
     if (add && url && from.is_null()) {
       sources.push_back({{"url", s}});
     } else if (!from.is_null()) {
       sources.push_back({{"path", detail::clean_path("/" + s)}});
     } else {
+      auto inside = context::clean_source(s);   // "../x" leaves the context: refused
+      if (!inside.ok()) return error_at(cmd, inside.error().message);
       context_sources.push_back(detail::context_relative(s));
       sources.push_back({{"context", context_sources.back()}});
     }
