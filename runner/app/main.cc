@@ -86,9 +86,11 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "run an image's command like `docker run --rm`");
   run->add_flag("--rm", rm, "remove the container afterwards (always done)");
   run->add_option("image", image, "the image")->required();
-  run->add_option("cmd", cmd, "command and arguments instead of the image's");
+  // Everything after IMAGE is the command, options included (`stat -c %n`):
+  // prefix_command() stops parsing there and leaves it in remaining().
   run->prefix_command();
-  run->callback([&] { code = cmd_run(store_dir, image, cmd); });
+  run->footer("CMD...: command and arguments instead of the image's");
+  run->callback([&] { code = cmd_run(store_dir, image, run->remaining()); });
 
   CLI11_PARSE(app, argc, argv);
   return code;
