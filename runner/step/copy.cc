@@ -21,17 +21,6 @@
 namespace dfgen::step {
 namespace {
 
-struct Owner {
-  bool set = false;   // false: root (0:0) as Docker does without --chown
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
-
-struct CopyOptions {
-  Owner owner;
-  std::optional<mode_t> chmod;
-};
-
 Result<IgnoreMatcher> op_ignore(const Json& op) {
   std::string text;
   for (const auto& p : op.value("ignore", Json::array())) text += p.get<std::string>() + "\n";
@@ -45,11 +34,122 @@ std::vector<std::string> context_patterns(const Json& op) {
   return patterns;
 }
 
-Result<std::optional<mode_t>> parse_chmod(const std::string& text) {
-  if (text.empty()) return std::optional<mode_t>();
-  if (text.find_first_not_of("01234567") != std::string::npos || text.size() > 4)
-    return Error(fmt::format("invalid --chmod={}: only octal modes are supported", text));
-  return std::optional<mode_t>(static_cast<mode_t>(std::stoul(text, nullptr, 8)));
+// --chmod: an octal mode, or symbolic clauses as chmod(1) with a umask of 0
+// ("u+x", "a=r", "go-w,u=rwX", "g=u"), applied to each source's own mode.
+class ModeSpec {
+ public:
+  static Result<std::optional<ModeSpec>> parse(const std::string& text);
+  mode_t apply(mode_t current, bool is_dir) const;
+
+ private:
+  struct Action {
+    char op;           // '+', '-', '='
+    std::string perms; // letters of "rwxXst", or one of "ugo" (copy that class's bits)
+  };
+  struct Clause {
+    mode_t who;        // bits the clause may touch
+    std::vector<Action> actions;
+  };
+  std::optional<mode_t> octal_;
+  std::vector<Clause> clauses_;
+};
+
+Result<std::optional<ModeSpec>> ModeSpec::parse(const std::string& text) {
+  if (text.empty()) return std::optional<ModeSpec>();
+  ModeSpec spec;
+  if (text.find_first_not_of("0123456789") == std::string::npos) {
+    unsigned long v = text.size() > 5 || text.find_first_of("89") != std::string::npos
+                          ? 010000 : std::stoul(text, nullptr, 8);
+    if (v > 07777)
+      return Error(fmt::format("invalid chmod parameter: '{}'. it should be octal string and between 0 and 07777", text));
+    spec.octal_ = static_cast<mode_t>(v);
+    return std::optional<ModeSpec>(std::move(spec));
+  }
+  auto invalid = [&](const std::string& why) {
+    return Error(fmt::format("invalid --chmod={}: {} (use an octal mode or clauses like u+x,go-w,a=rX)", text, why));
+  };
+  size_t i = 0;
+  for (;;) {
+    Clause c{0, {}};
+    for (; i < text.size() && std::string_view("ugoa").find(text[i]) != std::string_view::npos; ++i)
+      c.who |= text[i] == 'u' ? 04700 : text[i] == 'g' ? 02070 : text[i] == 'o' ? 01007 : 07777;
+    if (c.who == 0) c.who = 07777;
+    while (i < text.size() && (text[i] == '+' || text[i] == '-' || text[i] == '=')) {
+      Action a{text[i++], ""};
+      if (i < text.size() && std::string_view("ugo").find(text[i]) != std::string_view::npos) {
+        a.perms = text[i++];
+      } else {
+        for (; i < text.size() && std::string_view("rwxXst").find(text[i]) != std::string_view::npos; ++i)
+          a.perms += text[i];
+      }
+      c.actions.push_back(std::move(a));
+    }
+    if (c.actions.empty()) return invalid(i < text.size() ? fmt::format("unexpected '{}'", text[i]) : "missing +, - or =");
+    spec.clauses_.push_back(std::move(c));
+    if (i == text.size()) break;
+    if (text[i] != ',') return invalid(fmt::format("unexpected '{}'", text[i]));
+    if (++i == text.size()) return invalid("empty clause");
+  }
+  return std::optional<ModeSpec>(std::move(spec));
+}
+
+mode_t ModeSpec::apply(mode_t current, bool is_dir) const {
+  if (octal_) return *octal_;
+  mode_t mode = current & 07777;
+  for (const auto& c : clauses_) {
+    for (const auto& a : c.actions) {
+      mode_t bits = 0;
+      if (a.perms.size() == 1 && std::string_view("ugo").find(a.perms[0]) != std::string_view::npos) {
+        int shift = a.perms[0] == 'u' ? 6 : a.perms[0] == 'g' ? 3 : 0;
+        mode_t rwx = (mode >> shift) & 07;
+        bits = rwx << 6 | rwx << 3 | rwx;
+      } else {
+        for (char p : a.perms) {
+          if (p == 'r') bits |= 0444;
+          if (p == 'w') bits |= 0222;
+          if (p == 'x' || (p == 'X' && (is_dir || (current & 0111)))) bits |= 0111;
+          if (p == 's') bits |= 06000;
+          if (p == 't') bits |= 01000;
+        }
+      }
+      bits &= c.who;
+      if (a.op == '+') mode |= bits;
+      else if (a.op == '-') mode &= ~bits;
+      else mode = (mode & ~c.who) | bits;
+    }
+  }
+  return mode;
+}
+
+struct CopyOptions {
+  CopyOwner owner;
+  std::optional<ModeSpec> chmod;
+};
+
+// --chown as BuildKit resolves it in the destination: a name takes its uid
+// and primary gid from /etc/passwd, a number N means N:N; a group (name from
+// /etc/group, or a number) overrides the gid.
+Result<CopyOwner> resolve_chown(const std::string& root, const std::string& spec) {
+  auto numeric = [](const std::string& s) {
+    return !s.empty() && s.size() <= 10 && s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  std::string user = spec.substr(0, spec.find(':'));
+  std::string group = spec.find(':') == std::string::npos ? "" : spec.substr(spec.find(':') + 1);
+  CopyOwner owner{true, 0, 0};
+  if (numeric(user)) {
+    owner.uid = owner.gid = static_cast<uid_t>(std::stoul(user));
+  } else if (!user.empty()) {
+    DFGEN_TRY(sandbox::User u, sandbox::resolve_user(root, user));
+    owner.uid = u.uid;
+    owner.gid = u.gid;
+  }
+  if (numeric(group)) {
+    owner.gid = static_cast<gid_t>(std::stoul(group));
+  } else if (!group.empty()) {
+    DFGEN_TRY(sandbox::User g, sandbox::resolve_user(root, "0:" + group));
+    owner.gid = g.gid;
+  }
+  return owner;
 }
 
 Status copy_data(int in, int out, const std::string& what) {
@@ -70,7 +170,7 @@ Status apply_meta(int dir_fd, const std::string& name, const struct stat& st, co
   if (::fchownat(dir_fd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
     return Error::sys("chown " + what);
   if (!S_ISLNK(st.st_mode)) {
-    mode_t mode = o.chmod ? *o.chmod : (st.st_mode & 07777);
+    mode_t mode = o.chmod ? o.chmod->apply(st.st_mode, S_ISDIR(st.st_mode)) : (st.st_mode & 07777);
     if (::fchmodat(dir_fd, name.c_str(), mode, 0) != 0) return Error::sys("chmod " + what);
   }
   struct timespec times[2] = {st.st_mtim, st.st_mtim};
@@ -185,6 +285,7 @@ struct Item {
 
 Result<Json> copy_inputs(const StepInput& in) {
   Json inputs = Json::array();
+  if (in.spec.op.value("kind", "") == "add") DFGEN_CHECK(check_add_sources(in.spec.op));
   auto patterns = context_patterns(in.spec.op);
   if (patterns.empty()) return inputs;
   DFGEN_TRY(IgnoreMatcher ignore, op_ignore(in.spec.op));
@@ -215,12 +316,13 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
   UniqueFd root(::open(ws.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) return Error::sys("open " + ws.root());
 
+  bool add = op.value("kind", "") == "add";
+  if (add) DFGEN_CHECK(check_add_sources(op));
   CopyOptions opts;
-  DFGEN_TRY(opts.chmod, parse_chmod(op.value("chmod", "")));
+  DFGEN_TRY(opts.chmod, ModeSpec::parse(op.value("chmod", "")));
   std::string chown = op.value("chown", "");
   if (!chown.empty()) {
-    DFGEN_TRY(sandbox::User u, sandbox::resolve_user(ws.root(), chown));
-    opts.owner = {true, u.uid, u.gid};
+    DFGEN_TRY(opts.owner, resolve_chown(ws.root(), chown));
   }
 
   std::vector<Item> items;
@@ -276,6 +378,13 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
         DFGEN_CHECK(copy_entry(item.src_fd, item.rel == "." ? c : item.rel + "/" + c, root.get(),
                                join_dest(dest, c), opts));
       continue;
+    }
+    if (add) {   // a local archive is extracted into dest (a directory), not copied
+      DFGEN_TRY(bool archive, is_archive(item.src_fd, item.rel));
+      if (archive) {
+        DFGEN_CHECK(extract_archive(item.src_fd, item.rel, root.get(), dest, opts.owner));
+        continue;
+      }
     }
     std::string target = dest;
     auto existing = stat_in_root(root.get(), dest);

@@ -1,6 +1,8 @@
 // The step executors, one per op kind, behind one signature (a table in step.cc).
 #pragma once
 
+#include <sys/types.h>
+
 #include <map>
 #include <optional>
 #include <string>
@@ -43,6 +45,24 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in);
 Result<std::optional<Layer>> execute_run(Store& store, const StepInput& in);
 Result<std::optional<Layer>> execute_workdir(Store& store, const StepInput& in);
 Status execute_image(Store& store, const Spec& spec, const StepResult& parent);
+
+// The owner COPY/ADD give what they write: --chown resolved in the
+// destination image; unset means root, or for ADD archives the archive's own.
+struct CopyOwner {
+  bool set = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+// ADD (add.cc): URL and git sources are refused until they are supported.
+Status check_add_sources(const Json& op);
+// True when the regular file `rel` in dir_fd is a tar archive, plain or
+// compressed (libarchive's filters); such ADD sources are extracted.
+Result<bool> is_archive(int dir_fd, const std::string& rel);
+// Extracts the archive `rel` into the directory `dest` of the root (created
+// if missing). Entries resolve inside `dest` as if it were "/"; ".." is refused.
+Status extract_archive(int src_dir_fd, const std::string& rel, int root_fd, const std::string& dest,
+                       const CopyOwner& owner);
 
 // "Dockerfile:12: " style prefix for errors of this step.
 Error step_error(const Spec& spec, Error e);
