@@ -11,6 +11,7 @@
 #include "core/ignore.h"
 #include "core/reference.h"
 #include "core/store.h"
+#include "generator/graph/bases.h"
 #include "generator/graph/graph.h"
 #include "generator/ninja/ninja.h"
 #include "generator/plan/plan.h"
@@ -84,11 +85,12 @@ Result<Json> parse_output(const std::string& spec) {
   return out;
 }
 
-// Resolves base images: --build-context overrides, then the store.
+// Resolves base images (generator/graph/bases.h) and keeps what the plan and
+// the graph need: the records, and the pins to write.
 struct Resolver {
-  Store& store;
-  std::map<std::string, std::string> overrides;   // normalized name -> docker-image ref
+  graph::BaseResolver bases_resolver;
   std::map<std::string, graph::BaseImage> bases;
+  graph::Pins pins;
 
   Result<Json> config_of(const std::string& ref_text) {
     DFGEN_TRY(graph::BaseImage base, resolve(ref_text));
@@ -98,43 +100,11 @@ struct Resolver {
   }
 
   Result<graph::BaseImage> resolve(const std::string& ref_text) {
-    DFGEN_TRY(Reference ref, parse_reference(ref_text));
-    std::string lookup = ref.str();
-    for (const auto& key : {ref.str(), ref.name(), ref_text}) {
-      auto it = overrides.find(key);
-      if (it != overrides.end()) {
-        DFGEN_TRY(Reference r, parse_reference(it->second));
-        lookup = r.str();
-        break;
-      }
-    }
-    DFGEN_TRY(auto desc, store.resolve_tag(lookup));
-    if (!desc)
-      return Error(fmt::format("base image {} ({}) is not in the store {}", ref_text, lookup, store.root()),
-                   SourceRange{}, "load it with `dfrun import FILE` (a docker save or OCI archive), "
-                                  "or point the name elsewhere with --build-context " + ref_text +
-                                  "=docker-image://REF");
-    DFGEN_TRY(ImageRecord rec, load_image(store, *desc));
-    return graph::BaseImage{ref_text, std::move(rec)};
+    DFGEN_TRY(graph::Resolved r, bases_resolver.resolve(ref_text));
+    pins[ref_text] = r.pin;
+    return graph::BaseImage{ref_text, std::move(r.record)};
   }
 };
-
-Result<std::map<std::string, std::string>> parse_build_contexts(const std::vector<std::string>& list) {
-  std::map<std::string, std::string> out;
-  for (const auto& c : list) {
-    auto eq = c.find('=');
-    if (eq == std::string::npos) return Error(fmt::format("invalid --build-context \"{}\": expected NAME=SOURCE", c));
-    std::string name = c.substr(0, eq), src = c.substr(eq + 1);
-    const std::string prefix = "docker-image://";
-    if (src.rfind(prefix, 0) != 0)
-      return Error(fmt::format("invalid --build-context \"{}\": only docker-image://REF is supported so far", c));
-    auto ref = parse_reference(name);
-    std::string key = ref.ok() ? ref->str() : name;
-    out[key] = src.substr(prefix.size());
-    if (ref.ok()) out[ref->name()] = src.substr(prefix.size());
-  }
-  return out;
-}
 
 struct Loaded {
   syntax::Ast ast;
@@ -165,7 +135,9 @@ std::string regen_command(int argc, char** argv) {
   std::string dir = ::getcwd(cwd, sizeof cwd) ? cwd : ".";
   std::string cmd = "cd " + ninja::shell_quote(dir) + " &&";
   cmd += " " + ninja::shell_quote(path_join(self_dir(), "dfgen"));
-  for (int i = 1; i < argc; ++i) cmd += " " + ninja::shell_quote(argv[i]);
+  // Regeneration reuses the pins: a --pull given once is not repeated.
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]) != "--pull") cmd += " " + ninja::shell_quote(argv[i]);
   return ninja::escape_value(cmd);
 }
 
@@ -174,9 +146,17 @@ int generate(const Args& a, int argc, char** argv) {
   if (!loaded) return fail(loaded.error());
   auto store = Store::open(a.store.empty() ? Store::default_root() : a.store);
   if (!store) return fail(store.error());
-  auto overrides = parse_build_contexts(a.build_contexts);
+  auto overrides = graph::parse_build_contexts(a.build_contexts);
   if (!overrides) return fail(overrides.error());
-  Resolver resolver{*store, *overrides, {}};
+  if (make_dirs(a.build_dir).ok()) {}
+  auto bd = absolute_path(a.build_dir);
+  if (!bd) return fail(bd.error());
+  auto pins = graph::read_pins(*bd);
+  if (!pins) return fail(pins.error());
+  std::string dfrun = std::getenv("DFRUN") ? std::getenv("DFRUN") : path_join(self_dir(), "dfrun");
+  Resolver resolver{graph::BaseResolver(*store, *overrides, *pins, a.pull,
+                                        graph::dfrun_importer(dfrun, store->root())),
+                    {}, {}};
   auto p = make_plan(*loaded, a, resolver);
   if (!p) return fail(p.error());
   for (const auto& ref : p->external_images) {
@@ -197,12 +177,9 @@ int generate(const Args& a, int argc, char** argv) {
     if (!m) return fail(m.error());
     o.ignore_patterns = m->patterns();
   }
-  if (make_dirs(a.build_dir).ok()) {}
-  auto bd = absolute_path(a.build_dir);
-  if (!bd) return fail(bd.error());
   o.build_dir = *bd;
   o.store_root = store->root();
-  o.dfrun = std::getenv("DFRUN") ? std::getenv("DFRUN") : path_join(self_dir(), "dfrun");
+  o.dfrun = dfrun;
   o.regen_command = regen_command(argc, argv);
   std::vector<std::string> tags = a.tags;
   if (tags.empty()) tags.push_back(basename_of(loaded->context));
@@ -220,6 +197,8 @@ int generate(const Args& a, int argc, char** argv) {
   if (const char* sde = std::getenv("SOURCE_DATE_EPOCH")) o.source_date_epoch = std::atoll(sde);
   auto st = graph::write(*p, resolver.bases, o);
   if (!st) return fail(st.error());
+  auto pinned = graph::write_pins(o.build_dir, resolver.pins);
+  if (!pinned) return fail(pinned.error());
   return 0;
 }
 
@@ -237,9 +216,10 @@ int cmd_inspect(const Args& a) {
   if (!loaded) return fail(loaded.error());
   auto store = Store::open(a.store.empty() ? Store::default_root() : a.store);
   if (!store) return fail(store.error());
-  auto overrides = parse_build_contexts(a.build_contexts);
+  auto overrides = graph::parse_build_contexts(a.build_contexts);
   if (!overrides) return fail(overrides.error());
-  Resolver resolver{*store, *overrides, {}};
+  // inspect resolves like a first dfgen run (no pins read, none written, no imports).
+  Resolver resolver{graph::BaseResolver(*store, *overrides, {}, false, {}), {}, {}};
   plan::BuildOptions bo;
   auto args = parse_build_args(a.build_args);
   if (!args) return fail(args.error());
@@ -263,10 +243,10 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("-B,--build-dir", a.build_dir, "where build.ninja and build state go (default .)");
   app->add_option("--target", a.target, "last stage to build");
   app->add_option("--build-arg", a.build_args, "KEY[=VALUE], repeatable");
-  app->add_option("--build-context", a.build_contexts, "NAME=docker-image://REF, repeatable");
+  app->add_option("--build-context", a.build_contexts, "NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG], repeatable");
   app->add_option("--output", a.outputs, "type=docker|oci|local,dest=PATH[,tar=false], repeatable");
   app->add_option("--store", a.store, "the content store (default $DFGEN_STORE or ~/.local/share/dfgen)");
-  app->add_flag("--pull", a.pull, "re-resolve base image tags against their registries");
+  app->add_flag("--pull", a.pull, "re-resolve base images instead of using the pins in BUILD_DIR/.dfgen/pins.json");
 }
 
 }  // namespace
