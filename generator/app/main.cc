@@ -36,6 +36,7 @@ struct Args {
   std::vector<std::string> outputs;
   std::string store;
   bool pull = false;
+  std::string format = "ninja";   // or "cmake" (graph::Options::format)
 };
 
 std::string self_dir() {
@@ -127,6 +128,7 @@ Result<plan::Plan> make_plan(const Loaded& l, const Args& a, Resolver& resolver)
   DFGEN_TRY(bo.build_args, parse_build_args(a.build_args));
   bo.target = a.target;
   bo.dockerfile_name = l.ast.filename;
+  bo.named_stage_targets = true;   // `ninja NAME` builds any named stage
   return plan::make_plan(l.ast, bo, [&](const std::string& ref) { return resolver.config_of(ref); });
 }
 
@@ -195,6 +197,7 @@ int generate(const Args& a, int argc, char** argv) {
     o.outputs.push_back(*out);
   }
   if (const char* sde = std::getenv("SOURCE_DATE_EPOCH")) o.source_date_epoch = std::atoll(sde);
+  o.format = a.format;
   auto st = graph::write(*p, resolver.bases, o);
   if (!st) return fail(st.error());
   auto pinned = graph::write_pins(o.build_dir, resolver.pins);
@@ -246,6 +249,8 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--build-context", a.build_contexts, "NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG], repeatable");
   app->add_option("--output", a.outputs, "type=docker|oci|local,dest=PATH[,tar=false], repeatable");
   app->add_option("--store", a.store, "the content store (default $DFGEN_STORE or ~/.local/share/dfgen)");
+  app->add_option("--format", a.format, "ninja: write BUILD_DIR/build.ninja; cmake: write BUILD_DIR/dfgen.cmake (add_custom_command calls, docs/cmake.md)")
+      ->check(CLI::IsMember({"ninja", "cmake"}));
   app->add_flag("--pull", a.pull, "re-resolve base images instead of using the pins in BUILD_DIR/.dfgen/pins.json");
 }
 

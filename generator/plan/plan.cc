@@ -894,7 +894,30 @@ std::optional<int> Plan::find_stage(const std::string& name_or_index) const {
 
 Result<Plan> make_plan(const syntax::Ast& ast, const BuildOptions& options,
                        const ImageConfigLookup& lookup) {
-  return Builder(ast, options, lookup).build();
+  DFGEN_TRY(Plan plan, Builder(ast, options, lookup).build());
+  if (!options.named_stage_targets) return plan;
+  // Every other named stage becomes a target of its own, planned as if it were
+  // --target. A stage whose plan fails (say, a base image that is not there) is
+  // simply not offered: the build the user asked for does not need it.
+  for (const Stage& stage : std::vector<Stage>(plan.stages)) {
+    if (stage.name.empty() || stage.resolved) continue;
+    BuildOptions other = options;
+    other.target = stage.name;
+    other.named_stage_targets = false;
+    auto extra = Builder(ast, other, lookup).build();
+    if (!extra.ok()) continue;
+    for (int idx : extra->needed) {
+      if (plan.stages[idx].resolved) continue;
+      plan.stages[idx] = extra->stages[idx];
+      plan.extra.push_back(idx);
+    }
+    for (const auto& image : extra->external_images)
+      if (std::find(plan.external_images.begin(), plan.external_images.end(), image) ==
+          plan.external_images.end())
+        plan.external_images.push_back(image);
+  }
+  std::sort(plan.external_images.begin(), plan.external_images.end());
+  return plan;
 }
 
 std::string step_label(const Plan& plan, const Step& step) {

@@ -29,6 +29,9 @@ struct BuildOptions {
   std::string target;                             // "" = the last stage
   std::string platform = "linux/amd64";           // target platform
   std::string dockerfile_name = "Dockerfile";     // for locations ("Dockerfile:12")
+  // Also plan every other named stage (and what it needs) into Plan::extra, so
+  // each can be built on its own (`ninja build1`) without being part of the target.
+  bool named_stage_targets = false;
 };
 
 // The "config" object of an external image's config (Env, Cmd, Entrypoint,
@@ -70,6 +73,7 @@ struct Plan {
   std::vector<Stage> stages;
   int target = 0;
   std::vector<int> needed;                   // dependency order, the target last
+  std::vector<int> extra;                    // with named_stage_targets: other stages, dependency order
   std::vector<std::string> external_images;  // FROM / COPY --from / mount images, sorted
 
   // Case-insensitive stage name, or a decimal index.

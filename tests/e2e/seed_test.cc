@@ -83,6 +83,28 @@ TEST(Seed, PreviousStageBuildsTheSharedStageOnce) {
   EXPECT_EQ(sh("dfrun run prev-build2 /binary").output, "build2\n");
 }
 
+TEST(Seed, PreviousStageBothTargetsInOneGraphShareBuilder) {
+  std::string b = temp_dir("previous-one");
+  Output gen = sh("dfgen " + q(source_dir() + "/examples/previous-stage") + " -B " + q(b) +
+                  " -t prev-one --build-context alpine:latest=docker-image://" + fixture("gcc"));
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  // build1 is not what the image needs (the last stage, build2, is), yet it is a target.
+  Output build = sh("ninja -C " + q(b) + " build1 build2");
+  ASSERT_EQ(build.exit_code, 0) << build.output;
+  EXPECT_EQ(count_lines_with(build.output, "[builder 1/1] RUN g++ --version"), 1) << build.output;
+  EXPECT_EQ(count_lines_with(build.output, "[build1 2/2] RUN g++ -o /binary source.cpp"), 1) << build.output;
+  EXPECT_EQ(count_lines_with(build.output, "[build2 2/2] RUN g++ -o /binary source.cpp"), 1) << build.output;
+  EXPECT_EQ(count_lines_with(build.output, "[image]"), 0) << build.output;
+  // The image's default target never touches build1.
+  std::string b2 = temp_dir("previous-default");
+  ASSERT_EQ(sh("dfgen " + q(source_dir() + "/examples/previous-stage") + " -B " + q(b2) +
+               " -t prev-default --build-context alpine:latest=docker-image://" + fixture("gcc")).exit_code, 0);
+  Output image = sh("ninja -C " + q(b2));
+  ASSERT_EQ(image.exit_code, 0) << image.output;
+  EXPECT_EQ(count_lines_with(image.output, "[build1"), 0) << image.output;
+  EXPECT_EQ(sh("dfrun run prev-default /binary").output, "build2\n");
+}
+
 TEST(Seed, NinjaStageTargetBuildsOnlyThatStage) {
   std::string b = temp_dir("named");
   Output gen = sh("dfgen " + q(source_dir() + "/examples/named-stages") + " -B " + q(b) +
