@@ -1,0 +1,255 @@
+#include "runner/sandbox/sandbox.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "core/fs.h"
+#include "runner/sandbox/bundle.h"
+#include "runner/sandbox/network.h"
+#include "runner/sandbox/rootfs.h"
+
+extern char** environ;
+
+namespace dfgen::sandbox {
+
+namespace {
+
+// SIGINT/SIGTERM/SIGHUP while containers run: the handler makes a pipe
+// readable (never drained), so every run() waiting on it kills its container.
+// Installed while at least one run() is active; the previous handlers are
+// restored after the last.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    std::lock_guard lock(mu_);
+    if (users_++ > 0) return;
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) { read_fd_ = write_fd_ = -1; return; }
+    read_fd_ = fds[0];
+    write_fd_ = fds[1];
+    signal_ = 0;
+    struct sigaction sa{};
+    sa.sa_handler = &InterruptGuard::handle;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < kSignals.size(); ++i) ::sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~InterruptGuard() {
+    std::lock_guard lock(mu_);
+    if (--users_ > 0) return;
+    for (size_t i = 0; i < kSignals.size(); ++i) ::sigaction(kSignals[i], &old_[i], nullptr);
+    if (read_fd_ >= 0) { ::close(read_fd_); ::close(write_fd_); }
+    read_fd_ = write_fd_ = -1;
+  }
+  static int fd() { return read_fd_; }
+  static int signal_number() { return signal_; }
+
+ private:
+  static void handle(int sig) {
+    signal_ = sig;
+    int saved = errno;
+    if (write_fd_ >= 0) (void)!::write(write_fd_, "x", 1);
+    errno = saved;
+  }
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  static inline std::mutex mu_;
+  static inline int users_ = 0;
+  static inline int read_fd_ = -1;
+  static inline int write_fd_ = -1;
+  static inline volatile sig_atomic_t signal_ = 0;
+  static inline struct sigaction old_[3];
+};
+
+std::string unique_id() {
+  static std::atomic<unsigned> counter{0};
+  std::random_device rd;
+  return fmt::format("dfgen-{}-{}-{:08x}", ::getpid(), counter++, rd());
+}
+
+// Spawns argv with the given stdin, stdout/stderr inherited, in its own
+// process group (a terminal's ^C reaches us, and we decide what runc does).
+Result<pid_t> spawn(const std::vector<std::string>& args, int stdin_fd) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (stdin_fd >= 0) posix_spawn_file_actions_adddup2(&fa, stdin_fd, 0);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&defaults, s);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return Error::sys("start " + args[0], rc);
+  return pid;
+}
+
+// The exit code of a process (128+signal when killed).
+Result<int> wait_exit(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return Error::sys("wait for process");
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Runs a short runc command (kill, delete), its output discarded.
+void runc_quietly(const std::vector<std::string>& args) {
+  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  auto pid = spawn(args, null.get());
+  if (pid.ok()) (void)wait_exit(*pid);
+}
+
+// Waits for `pid`, or for an interrupt (then returns nullopt).
+Result<std::optional<int>> wait_or_interrupt(pid_t pid) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  for (;;) {
+    struct pollfd fds[2] = {{InterruptGuard::fd(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}};
+    // Without pidfds (Linux < 5.3) poll the child every 50 ms.
+    int n = ::poll(fds, pidfd ? 2 : 1, pidfd ? -1 : 50);
+    if (n < 0 && errno != EINTR) return Error::sys("poll");
+    if (n > 0 && (fds[0].revents & POLLIN)) return std::optional<int>();
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r < 0 && errno != EINTR) return Error::sys("wait for runc");
+    if (r == pid) return std::optional<int>(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  }
+}
+
+// runc's own failure (bad config, mount refused...) from its JSON log, as
+// opposed to the process exiting non-zero.
+std::optional<std::string> runc_error(const std::string& log_path) {
+  auto log = read_file(log_path);
+  if (!log.ok()) return std::nullopt;
+  std::optional<std::string> last;
+  size_t i = 0;
+  while (i < log->size()) {
+    size_t j = log->find('\n', i);
+    if (j == std::string::npos) j = log->size();
+    auto line = Json::parse(log->substr(i, j - i), nullptr, false);
+    if (line.is_object() && line.value("level", "") == "error") last = line.value("msg", "");
+    i = j + 1;
+  }
+  return last;
+}
+
+// Feeds `data` to the write end of a pipe, then closes it. A process that
+// exits without reading everything gives EPIPE, which ends the feed.
+void feed(UniqueFd fd, std::string data) {
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+}
+
+Result<int> run_runc(const std::string& bundle, const std::string& stdin_data) {
+  std::string id = unique_id();
+  std::string state = path_join(bundle, "runc");
+  std::string log = path_join(bundle, "runc.log");
+  std::vector<std::string> runc = {"runc", "--root", state};
+  std::vector<std::string> args = runc;
+  args.insert(args.end(), {"--log", log, "--log-format", "json", "run", "--bundle", bundle, id});
+
+  UniqueFd stdin_read, stdin_write;
+  if (stdin_data.empty()) {
+    stdin_read.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!stdin_read) return Error::sys("open /dev/null");
+  } else {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return Error::sys("pipe");
+    stdin_read.reset(p[0]);
+    stdin_write.reset(p[1]);
+  }
+  InterruptGuard interrupts;
+  DFGEN_TRY(pid_t pid, spawn(args, stdin_read.get()));
+  stdin_read.reset();
+  std::thread feeder;
+  if (stdin_write) feeder = std::thread(feed, std::move(stdin_write), stdin_data);
+
+  auto waited = wait_or_interrupt(pid);
+  if (!waited.ok() || !waited->has_value()) {
+    // Interrupted (or lost track of runc): the container must not outlive us.
+    runc_quietly({"runc", "--root", state, "kill", id, "KILL"});
+    (void)wait_exit(pid);
+    runc_quietly({"runc", "--root", state, "delete", "--force", id});
+    if (feeder.joinable()) feeder.join();
+    if (!waited.ok()) return std::move(waited).error();
+    Error e(fmt::format("interrupted by signal {}; container killed",
+                        static_cast<int>(InterruptGuard::signal_number())));
+    e.exit_code = 128 + InterruptGuard::signal_number();
+    return e;
+  }
+  if (feeder.joinable()) feeder.join();
+  int code = **waited;
+  if (code != 0) {
+    if (auto msg = runc_error(log)) return Error("runc: " + *msg);
+  }
+  return code;
+}
+
+}  // namespace
+
+Result<int> run(const ContainerSpec& spec, const std::string& work_dir) {
+  if (spec.process.args.empty()) return Error("run container: no command");
+  DFGEN_TRY(std::string rootfs, absolute_path(spec.rootfs));
+  DFGEN_TRY(std::string bundle, absolute_path(work_dir));
+  ContainerSpec s = spec;
+  s.rootfs = rootfs;
+
+  BundleFiles files{path_join(bundle, "hosts"), path_join(bundle, "resolv.conf"), ""};
+  std::optional<PrivateNetwork> net;
+  if (spec.network == Network::Private) {
+    // Without slirp4netns a private network has only loopback, like None.
+    if (std::string slirp = find_slirp4netns(); !slirp.empty()) {
+      DFGEN_TRY(auto n, PrivateNetwork::create(path_join(bundle, "netns"), slirp));
+      net.emplace(std::move(n));
+      files.netns = net->path();
+    }
+  }
+  auto host_resolv = read_file("/etc/resolv.conf");
+  DFGEN_TRY(std::string hosts, hosts_file(s));
+  DFGEN_CHECK(write_file_atomic(files.hosts, hosts));
+  DFGEN_CHECK(write_file_atomic(files.resolv_conf,
+                                resolv_conf(host_resolv.ok() ? *host_resolv : "", net.has_value())));
+  DFGEN_CHECK(mkdir_in_root(rootfs, s.process.cwd.empty() ? "/" : s.process.cwd));
+  for (const auto& m : s.mounts) {
+    if (!path_exists(m.source)) return Error(fmt::format("bind mount source {}: not found", m.source));
+  }
+
+  Json config = oci_config(s, files);
+  DFGEN_CHECK(write_file_atomic(path_join(bundle, "config.json"), config.dump(2)));
+  MountStubs stubs(rootfs, mount_destinations(config));
+  auto result = run_runc(bundle, spec.process.stdin_data);
+  stubs.cleanup();
+  return result;
+}
+
+}  // namespace dfgen::sandbox
