@@ -128,7 +128,6 @@ Result<plan::Plan> make_plan(const Loaded& l, const Args& a, Resolver& resolver)
   DFGEN_TRY(bo.build_args, parse_build_args(a.build_args));
   bo.target = a.target;
   bo.dockerfile_name = l.ast.filename;
-  bo.named_stage_targets = true;   // `ninja NAME` builds any named stage
   return plan::make_plan(l.ast, bo, [&](const std::string& ref) { return resolver.config_of(ref); });
 }
 

@@ -34,6 +34,10 @@ struct Options {
   std::vector<std::string> tags; // normalized references
   std::vector<Json> outputs;     // {"type":..., "dest":...}
   std::optional<int64_t> source_date_epoch;
+  // "ninja": BUILD_DIR/build.ninja. "cmake": BUILD_DIR/dfgen.cmake, the same
+  // step and image edges as add_custom_command() calls with absolute paths
+  // (docs/cmake.md); CMake's own build.ninja then runs them.
+  std::string format = "ninja";
 };
 
 // Writes build.ninja (always) and the step specs (only when they change).
