@@ -143,7 +143,9 @@ struct Builder {
               .implicit_inputs = {stage_result.at(target.index)},
               .vars = {{"desc", "[image] " + opts.image_name}}});
     out.phony(opts.image_name, {result});
-    out.phony("all", {result});
+    std::vector<std::string> all{result};   // the image and every other named stage
+    for (int idx : plan.extra) all.push_back(stage_result.at(idx));
+    out.phony("all", all);
     out.default_targets({opts.image_name});
     return ok_status();
   }
@@ -205,6 +207,7 @@ Status write(const plan::Plan& plan, const std::map<std::string, BaseImage>& bas
   Builder b{plan, bases, opts};
   b.header();
   for (int idx : plan.needed) DFGEN_CHECK(b.add_stage(plan.stages.at(idx)));
+  for (int idx : plan.extra) DFGEN_CHECK(b.add_stage(plan.stages.at(idx)));
   const plan::Stage& target = plan.stages.at(plan.target);
   DFGEN_CHECK(b.add_image(target));
 
