@@ -20,22 +20,12 @@
 #include <gtest/gtest.h>
 
 #include "core/fs.h"
+#include "tests/fixtures/fixtures.h"
 
 namespace dfgen::sandbox {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string fixture_rootfs_tar() {
-  const char* dir = std::getenv("DFGEN_FIXTURES");
-  std::string cache = dir ? dir : "/var/cache/dfgen-fixtures";
-  std::string tar = cache + "/busybox.rootfs.tar";
-  if (!path_exists(tar)) {
-    std::string cmd = std::string(DFGEN_SOURCE_DIR) + "/scripts/fixtures.sh busybox >/dev/null";
-    EXPECT_EQ(std::system(cmd.c_str()), 0);
-  }
-  return tar;
-}
 
 class SandboxTest : public ::testing::Test {
  protected:
@@ -47,7 +37,9 @@ class SandboxTest : public ::testing::Test {
     work_ = path_join(dir_->path(), "work");
     ASSERT_TRUE(make_dirs(rootfs_).ok());
     ASSERT_TRUE(make_dirs(work_).ok());
-    std::string cmd = "tar -xf " + fixture_rootfs_tar() + " -C " + rootfs_;
+    std::string tar = dfgen::testing::fixture("busybox", /*rootfs=*/true);
+    ASSERT_FALSE(tar.empty()) << "scripts/fixtures.sh busybox failed";
+    std::string cmd = "tar -xf " + tar + " -C " + rootfs_;
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     spec_.rootfs = rootfs_;
     spec_.process.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
