@@ -50,20 +50,28 @@ TempDir::~TempDir() {
   if (!path_.empty()) (void)remove_all(path_);
 }
 
+Status read_chunks(int fd, const std::string& what,
+                   const std::function<Status(const char* data, size_t size)>& sink) {
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::sys("read " + what);
+    }
+    if (n == 0) return ok_status();
+    DFGEN_CHECK(sink(buf, static_cast<size_t>(n)));
+  }
+}
+
 Result<std::string> read_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::sys("open " + path);
   std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::sys("read " + path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
+  DFGEN_CHECK(read_chunks(fd.get(), path, [&](const char* data, size_t size) {
+    out.append(data, size);
+    return ok_status();
+  }));
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,10 @@ class TempDir {
 };
 
 Result<std::string> read_file(const std::string& path);
+// Reads `fd` to its end in chunks, handing each to `sink` (which may fail).
+// `what` names the file in errors. Does not close `fd`.
+Status read_chunks(int fd, const std::string& what,
+                   const std::function<Status(const char* data, size_t size)>& sink);
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
 

@@ -48,16 +48,10 @@ Result<std::string> sha256_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::sys("open " + path);
   Sha256 h;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::sys("read " + path);
-    }
-    if (n == 0) break;
-    h.update(buf, static_cast<size_t>(n));
-  }
+  DFGEN_CHECK(read_chunks(fd.get(), path, [&](const char* data, size_t size) {
+    h.update(data, size);
+    return ok_status();
+  }));
   return h.digest();
 }
 

@@ -185,17 +185,11 @@ Status add_xattrs(archive_entry* e, const std::string& path) {
 Status copy_file_data(struct archive* a, const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) return Error::sys("open " + path);
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::sys("read " + path);
-    }
-    if (n == 0) return ok_status();
-    if (archive_write_data(a, buf, static_cast<size_t>(n)) != n)
+  return read_chunks(fd.get(), path, [&](const char* data, size_t size) -> Status {
+    if (archive_write_data(a, data, size) != static_cast<ssize_t>(size))
       return Error(fmt::format("write layer: {}", archive_error_string(a)));
-  }
+    return ok_status();
+  });
 }
 
 using ArchivePtr = std::unique_ptr<struct archive, int (*)(struct archive*)>;
