@@ -144,7 +144,8 @@ struct Builder {
               .vars = {{"desc", "[image] " + opts.image_name}}});
     out.phony(opts.image_name, {result});
     std::vector<std::string> all{result};   // the image and every other named stage
-    for (int idx : plan.extra) all.push_back(stage_result.at(idx));
+    for (int idx : plan.extra)
+      if (stage_result.count(idx)) all.push_back(stage_result.at(idx));
     out.phony("all", all);
     out.default_targets({opts.image_name});
     return ok_status();
@@ -207,7 +208,10 @@ Status write(const plan::Plan& plan, const std::map<std::string, BaseImage>& bas
   Builder b{plan, bases, opts};
   b.header();
   for (int idx : plan.needed) DFGEN_CHECK(b.add_stage(plan.stages.at(idx)));
-  for (int idx : plan.extra) DFGEN_CHECK(b.add_stage(plan.stages.at(idx)));
+  // dfgen.cmake holds one image (add_docker_image): other named stages may
+  // COPY files its staged context does not have.
+  if (opts.format != "cmake")
+    for (int idx : plan.extra) DFGEN_CHECK(b.add_stage(plan.stages.at(idx)));
   const plan::Stage& target = plan.stages.at(plan.target);
   DFGEN_CHECK(b.add_image(target));
 
