@@ -169,6 +169,8 @@ std::string HttpResponse::header(const std::string& lower_name) const {
 Client::Client(Config config, std::shared_ptr<Transport> transport)
     : config_(std::move(config)), transport_(std::move(transport)) {}
 
+Client::~Client() = default;
+
 Result<Client::Endpoint*> Client::endpoint(const std::string& base_url, const std::string& registry) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = endpoints_[base_url];

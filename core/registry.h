@@ -117,6 +117,7 @@ struct Manifest {
 class Client {
  public:
   Client(Config config, std::shared_ptr<Transport> transport);
+  ~Client();
 
   // The manifest of `ref` (by digest if it has one, else by tag), verified.
   Result<Manifest> get_manifest(const Reference& ref);

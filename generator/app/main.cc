@@ -4,12 +4,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 
 #include <CLI/CLI.hpp>
 
 #include "core/fs.h"
 #include "core/ignore.h"
 #include "core/reference.h"
+#include "core/registry.h"
 #include "core/store.h"
 #include "generator/graph/bases.h"
 #include "generator/graph/graph.h"
@@ -75,8 +77,9 @@ Result<Json> parse_output(const std::string& spec) {
     start = end + 1;
   }
   std::string type = out.value("type", "");
+  if (type == "registry") return out;   // pushes every -t tag; no dest
   if (type != "docker" && type != "oci" && type != "local")
-    return Error(fmt::format("invalid --output \"{}\": type must be docker, oci or local", spec));
+    return Error(fmt::format("invalid --output \"{}\": type must be docker, oci, local or registry", spec));
   if (!out.contains("dest")) return Error(fmt::format("invalid --output \"{}\": dest= is required", spec));
   std::string dest = out["dest"];
   if (!dest.empty() && dest.front() != '/') {
@@ -86,12 +89,73 @@ Result<Json> parse_output(const std::string& spec) {
   return out;
 }
 
+// A base image that is not in the store comes from its registry
+// (docs/registry.md): the whole image is pulled now, so `ninja` never needs
+// the network; --pull refreshes tags. A digest already in the store, or a
+// usable pin, never touches the network.
+struct RegistryFallback {
+  Store* store = nullptr;   // null: never pull (dfgen inspect)
+  const std::map<std::string, graph::BaseSource>* overrides = nullptr;
+  const graph::Pins* old_pins = nullptr;
+  bool pull = false;
+  std::set<std::string> done;   // references pulled (or tried) by this run
+
+  // The registry reference a FROM name stands for; none for an OCI layout.
+  std::optional<Reference> registry_ref(const std::string& ref_text) const {
+    auto ref = parse_reference(ref_text);
+    if (!ref) return std::nullopt;
+    for (const auto& key : {ref->str(), ref->name(), ref_text}) {
+      auto it = overrides->find(key);
+      if (it == overrides->end()) continue;
+      if (it->second.kind != graph::BaseSource::Kind::kStore) return std::nullopt;
+      auto over = parse_reference(it->second.ref);
+      return over ? std::optional<Reference>(*over) : std::nullopt;
+    }
+    return *ref;
+  }
+
+  Status prepare(const std::string& ref_text) {
+    if (!store) return ok_status();
+    auto ref = registry_ref(ref_text);
+    if (!ref || !done.insert(ref->str()).second) return ok_status();
+    bool have = false;
+    if (!ref->digest.empty()) {
+      if (store->has_blob(ref->digest)) return ok_status();
+    } else {
+      auto tag = store->resolve_tag(ref->str());
+      have = tag.ok() && tag->has_value();
+      auto pin = old_pins->find(ref_text);
+      bool pinned = pin != old_pins->end() && pin->second.source == "docker-image://" + ref->str() &&
+                    store->has_blob(pin->second.digest);
+      if (!pull && (have || pinned)) return ok_status();
+    }
+    auto config = registry::load_config();
+    if (!config) return std::move(config).error();
+    registry::Client client(std::move(*config), registry::curl_transport());
+    std::fprintf(stderr, "dfgen: pulling %s\n", ref->str().c_str());
+    auto pulled = client.pull(*store, *ref);
+    if (pulled.ok()) return ok_status();
+    if (have) {   // --pull with the registry out of reach: keep the store's image
+      std::fprintf(stderr, "dfgen: warning: %s; using the store's %s\n", pulled.error().message.c_str(),
+                   ref->str().c_str());
+      return ok_status();
+    }
+    std::string what = ref->digest.empty()
+        ? fmt::format("base image {} ({}) is not in the store {}", ref_text, ref->str(), store->root())
+        : fmt::format("base image {}: manifest {} is not in the store {}", ref_text, ref->digest, store->root());
+    return Error(fmt::format("{}, and pulling it failed: {}", what, pulled.error().message), SourceRange{},
+                 "load it with `dfrun import FILE` (a docker save or OCI archive), or point the name "
+                 "elsewhere with --build-context " + ref_text + "=docker-image://REF");
+  }
+};
+
 // Resolves base images (generator/graph/bases.h) and keeps what the plan and
 // the graph need: the records, and the pins to write.
 struct Resolver {
   graph::BaseResolver bases_resolver;
   std::map<std::string, graph::BaseImage> bases;
   graph::Pins pins;
+  RegistryFallback registry = {};
 
   Result<Json> config_of(const std::string& ref_text) {
     DFGEN_TRY(graph::BaseImage base, resolve(ref_text));
@@ -101,6 +165,7 @@ struct Resolver {
   }
 
   Result<graph::BaseImage> resolve(const std::string& ref_text) {
+    DFGEN_CHECK(registry.prepare(ref_text));
     DFGEN_TRY(graph::Resolved r, bases_resolver.resolve(ref_text));
     pins[ref_text] = r.pin;
     return graph::BaseImage{ref_text, std::move(r.record)};
@@ -158,7 +223,7 @@ int generate(const Args& a, int argc, char** argv) {
   std::string dfrun = std::getenv("DFRUN") ? std::getenv("DFRUN") : path_join(self_dir(), "dfrun");
   Resolver resolver{graph::BaseResolver(*store, *overrides, *pins, a.pull,
                                         graph::dfrun_importer(dfrun, store->root())),
-                    {}, {}};
+                    {}, {}, RegistryFallback{&*store, &*overrides, &*pins, a.pull, {}}};
   auto p = make_plan(*loaded, a, resolver);
   if (!p) return fail(p.error());
   for (const auto& ref : p->external_images) {
@@ -247,7 +312,7 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--target", a.target, "last stage to build");
   app->add_option("--build-arg", a.build_args, "KEY[=VALUE], repeatable");
   app->add_option("--build-context", a.build_contexts, "NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG], repeatable");
-  app->add_option("--output", a.outputs, "type=docker|oci|local,dest=PATH[,tar=false], repeatable");
+  app->add_option("--output", a.outputs, "type=docker|oci|local,dest=PATH[,tar=false] or type=registry, repeatable");
   app->add_option("--store", a.store, "the content store (default $DFGEN_STORE or ~/.local/share/dfgen)");
   app->add_option("--format", a.format, "ninja: write BUILD_DIR/build.ninja; cmake: write BUILD_DIR/dfgen.cmake (add_custom_command calls, docs/cmake.md)")
       ->check(CLI::IsMember({"ninja", "cmake"}));

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/reference.h"
+#include "core/registry.h"
 #include "core/store.h"
 #include "runner/image/image.h"
 #include "runner/step/step.h"
@@ -55,6 +56,47 @@ int cmd_run(const std::string& store_dir, const std::string& image, const std::v
   return *code;
 }
 
+// dfrun pull REF: the image from its registry into the store, tagged REF.
+int cmd_pull(const std::string& store_dir, const std::string& ref_text) {
+  auto store = open_store(store_dir);
+  if (!store) return fail(store.error());
+  auto ref = parse_reference(ref_text);
+  if (!ref) return fail(ref.error());
+  auto config = registry::load_config();
+  if (!config) return fail(config.error());
+  registry::Client client(std::move(*config), registry::curl_transport());
+  auto desc = client.pull(*store, *ref);
+  if (!desc) return fail(desc.error());
+  std::printf("%s %s\n", ref->str().c_str(), desc->digest.c_str());
+  return 0;
+}
+
+// dfrun push REF [DEST]: the store's image REF to DEST (default: REF's own registry).
+int cmd_push(const std::string& store_dir, const std::string& ref_text, const std::string& dest_text) {
+  auto store = open_store(store_dir);
+  if (!store) return fail(store.error());
+  auto ref = parse_reference(ref_text);
+  if (!ref) return fail(ref.error());
+  auto dest = parse_reference(dest_text.empty() ? ref_text : dest_text);
+  if (!dest) return fail(dest.error());
+  std::optional<Descriptor> desc;
+  if (!ref->digest.empty()) {
+    if (store->has_blob(ref->digest)) desc = Descriptor{.digest = ref->digest};
+  } else {
+    auto tagged = store->resolve_tag(ref->str());
+    if (!tagged) return fail(tagged.error());
+    desc = *tagged;
+  }
+  if (!desc) return fail(Error(fmt::format("push: {} is not in the store {}", ref->str(), store->root())));
+  auto config = registry::load_config();
+  if (!config) return fail(config.error());
+  registry::Client client(std::move(*config), registry::curl_transport());
+  auto pushed = client.push(*store, *desc, *dest);
+  if (!pushed) return fail(pushed.error());
+  std::printf("%s %s\n", dest->str().c_str(), pushed->digest.c_str());
+  return 0;
+}
+
 }  // namespace
 }  // namespace dfgen
 
@@ -79,6 +121,16 @@ int main(int argc, char** argv) {
   imp->add_option("file", file, "the archive or layout")->required();
   imp->add_option("-t,--tag", tag, "tag the (single) imported image with this name");
   imp->callback([&] { code = cmd_import(store_dir, file, tag); });
+
+  std::string dest;
+  auto* pull = app.add_subcommand("pull", "pull an image from its registry into the store");
+  pull->add_option("ref", image, "the image reference (NAME[:TAG|@DIGEST])")->required();
+  pull->callback([&] { code = cmd_pull(store_dir, image); });
+
+  auto* push = app.add_subcommand("push", "push an image of the store to a registry");
+  push->add_option("ref", image, "the image in the store")->required();
+  push->add_option("dest", dest, "where to push it (default: REF)");
+  push->callback([&] { code = cmd_push(store_dir, image, dest); });
 
   auto* images = app.add_subcommand("images", "list the store's tagged images");
   images->callback([&] { code = cmd_images(store_dir); });

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "core/fs.h"
+#include "core/registry.h"
 #include "runner/image/image.h"
 #include "runner/step/executors.h"
 
@@ -27,6 +28,7 @@ Status execute_image(Store& store, const Spec& spec, const StepResult& parent) {
     else if (type == "oci" && out.value("tar", true)) DFGEN_CHECK(image::export_oci_archive(store, manifest, tags, dest));
     else if (type == "oci") DFGEN_CHECK(image::export_oci_layout(store, manifest, tags, dest));
     else if (type == "local") DFGEN_CHECK(image::export_rootfs(store, manifest, dest));
+    else if (type == "registry") DFGEN_CHECK(registry::push_tags(store, manifest, tags));
     else return Error(fmt::format("unsupported output type \"{}\"", type));
   }
   Json result{{"version", 1}, {"manifest", manifest.to_json()}, {"tags", tags}};
