@@ -281,11 +281,14 @@ Result<HttpResponse> Client::call(Endpoint& ep, HttpRequest req, const Scopes& s
     r.ca_file = config_.ca_file;
     if (std::string auth = cached_auth(ep, scopes); !auth.empty()) r.headers.push_back("Authorization: " + auth);
     HttpResponse resp = transport_->send(r);
-    if (resp.failure == HttpResponse::Failure::kTlsHandshake && ep.http_fallback && target.starts_with("/")) {
+    if (resp.failure == HttpResponse::Failure::kTlsHandshake && target.starts_with("/") &&
+        r.url.starts_with("https://")) {
+      // The server does not speak TLS: plain HTTP where allowed (another
+      // thread may have switched already).
       std::lock_guard<std::mutex> lock(ep.mu);
-      if (ep.base.starts_with("https://")) {
+      if (ep.base.starts_with("http://")) continue;
+      if (ep.http_fallback) {
         ep.base = "http://" + ep.base.substr(8);
-        ep.http_fallback = false;
         continue;
       }
     }
