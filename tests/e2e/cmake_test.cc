@@ -143,6 +143,25 @@ TEST(CMake, OneImageBuildsOnlyWhatItNeeds) {
   EXPECT_NE(one.output.find("[image] cli"), std::string::npos) << one.output;
 }
 
+// `cmake --install` then find_package(dfgen): the package config finds dfgen
+// and dfrun in PREFIX/bin without being told.
+TEST(CMake, InstalledPackageConfig) {
+  std::string prefix = temp_dir("cmake-prefix");
+  Output inst = sh("cmake --install " + q(DFGEN_BINARY_DIR) + " --prefix " + q(prefix) + " 2>&1");
+  ASSERT_EQ(inst.exit_code, 0) << inst.output;
+  Monorepo m("cmake-installed");
+  Output cfg = sh("cmake -S " + q(m.src) + " -B " + q(m.build) + " -G Ninja -DCMAKE_PREFIX_PATH=" + q(prefix) +
+                  " -DDFGEN_STORE=" + q(store_dir()) + " -DBUSYBOX_IMAGE=" + fixture("busybox") + " 2>&1");
+  ASSERT_EQ(cfg.exit_code, 0) << cfg.output;
+  std::string cache = read_file(m.build + "/CMakeCache.txt");
+  EXPECT_NE(cache.find("dfgen_DIR:PATH=" + prefix + "/lib/cmake/dfgen"), std::string::npos) << cache;
+  EXPECT_NE(cache.find("DFGEN_EXECUTABLE:FILEPATH=" + prefix + "/bin/dfgen"), std::string::npos) << cache;
+  Output build = m.ninja("server-image");
+  ASSERT_EQ(build.exit_code, 0) << build.output;
+  EXPECT_NE(build.output.find("[image] server"), std::string::npos) << build.output;
+  EXPECT_NE(read_file(m.build + "/build.ninja").find(prefix + "/bin/dfrun"), std::string::npos);
+}
+
 TEST(CMake, OtherGeneratorsAreRefused) {
   Monorepo m("cmake-makefiles");
   Output cfg = m.configure("Unix Makefiles");
