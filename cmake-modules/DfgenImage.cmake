@@ -30,7 +30,7 @@ find_program(DFGEN_EXECUTABLE dfgen
   HINTS "${_DFGEN_MODULE_DIR}/../../../bin"
   DOC "the dfgen command (dfrun must be in the same folder)")
 set(DFGEN_STORE "$ENV{DFGEN_STORE}" CACHE PATH
-  "dfgen's content store (empty: $DFGEN_STORE at build time or ~/.local/share/dfgen)")
+  "dfgen's content store (empty: ~/.local/share/dfgen); fixed at configure time")
 
 # The file name a target's TARGET_FILE will have (known at configure time, so
 # the staged context holds a file of that name before dfgen lists it).
