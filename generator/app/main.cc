@@ -143,9 +143,9 @@ struct RegistryFallback {
     std::string what = ref->digest.empty()
         ? fmt::format("base image {} ({}) is not in the store {}", ref_text, ref->str(), store->root())
         : fmt::format("base image {}: manifest {} is not in the store {}", ref_text, ref->digest, store->root());
-    return Error(fmt::format("{}, and pulling it failed: {}", what, pulled.error().message), SourceRange{},
-                 "load it with `dfrun import FILE` (a docker save or OCI archive), or point the name "
-                 "elsewhere with --build-context " + ref_text + "=docker-image://REF");
+    return Error(fmt::format("{}, and pulling it failed: {} (load it with `dfrun import FILE`, or point the "
+                             "name elsewhere with --build-context {}=docker-image://REF)",
+                             what, pulled.error().message, ref_text));
   }
 };
 
