@@ -173,7 +173,7 @@ Client::~Client() = default;
 
 Result<Client::Endpoint*> Client::endpoint(const std::string& base_url, const std::string& registry) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto& slot = endpoints_[base_url];
+  auto& slot = endpoints_[base_url.empty() ? "registry " + registry : base_url];
   if (slot) return slot.get();
   auto ep = std::make_unique<Endpoint>();
   ep->registry = registry;

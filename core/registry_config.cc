@@ -98,8 +98,9 @@ Result<Config> parse_config(std::string_view text, const std::string& what) {
   if (!j.is_object()) return Error(what + ": not a JSON object");
   try {
     c.ca_file = j.value("ca_file", "");
-    for (const auto& h : j.value("insecure", Json::array())) c.insecure.push_back(h.get<std::string>());
-    for (const auto& [reg, list] : j.value("mirrors", Json::object()).items())
+    const Json insecure = j.value("insecure", Json::array()), mirrors = j.value("mirrors", Json::object());
+    for (const auto& h : insecure) c.insecure.push_back(h.get<std::string>());
+    for (const auto& [reg, list] : mirrors.items())
       for (const auto& m : list) {
         std::string url = m.get<std::string>();
         if (!url.starts_with("https://") && !url.starts_with("http://"))

@@ -13,7 +13,7 @@ packages=(
   # running containers
   runc slirp4netns uidmap iproute2
   # test peers and fixtures
-  mmdebstrap busybox-static skopeo umoci docker.io docker-registry openssl
+  mmdebstrap busybox-static skopeo umoci docker.io docker-registry openssl apache2-utils curl
   python3 ca-certificates
 )
 
