@@ -14,6 +14,7 @@ packages=(
   runc slirp4netns uidmap iproute2
   # test peers and fixtures
   mmdebstrap busybox-static skopeo umoci docker.io docker-registry openssl apache2-utils curl
+  buildah time   # bench/run.sh: a peer builder; /usr/bin/time -v for peak RSS
   python3 ca-certificates
 )
 
