@@ -402,11 +402,8 @@ Result<Descriptor> Client::pull_from(Endpoint& ep, Store& store, const Reference
   Descriptor top_desc = image_desc;
   if (top.digest != image.digest) { DFGEN_TRY(top_desc, store.put_blob(top.bytes, top.media_type)); }
   DFGEN_TRY(ImageRecord rec, load_image(store, top_desc));
-  if (!ref.tag.empty()) {
-    Reference tagged = ref;
-    tagged.digest.clear();
-    DFGEN_CHECK(store.set_tag(tagged.str(), top_desc));
-  }
+  // "name:tag@digest" names the digest; the tag may have moved on, so it is not set.
+  if (!ref.tag.empty() && ref.digest.empty()) DFGEN_CHECK(store.set_tag(ref.str(), top_desc));
   return top_desc;
 }
 

@@ -123,7 +123,7 @@ class Client {
   Result<Manifest> get_manifest(const Reference& ref);
   // Pulls ref into the store: the manifest (an index/manifest list is kept and
   // followed to linux/amd64), config and layers (missing ones, in parallel),
-  // then tags it as ref (when it has a tag). Returns the top descriptor.
+  // then tags it as ref (when it has a tag and no digest). Returns the top descriptor.
   Result<Descriptor> pull(Store& store, const Reference& ref);
   // Pushes the store's image `manifest` (an index: its linux/amd64 image) to
   // `dest`, which must carry a tag. Blobs the registry has are skipped, blobs

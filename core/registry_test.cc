@@ -338,6 +338,46 @@ TEST_F(StoreFixture, MirrorFirstThenTheRegistry) {
   for (const auto& r : mirror_net->log()) EXPECT_TRUE(r.url.starts_with("https://mirror.example/")) << r.url;
 }
 
+TEST_F(StoreFixture, PushSkipsPresentBlobsAndUploadsInChunks) {
+  FakeImage img;
+  ASSERT_TRUE(store.put_blob(img.layer, kOciLayerGzip).ok());
+  ASSERT_TRUE(store.put_blob(img.config, kOciConfig).ok());
+  auto manifest = store.put_blob(img.manifest, kOciManifest);
+  ASSERT_TRUE(manifest.ok());
+  std::string v2 = "https://reg.example/v2/team/app";
+  net->on("HEAD " + v2 + "/blobs/" + img.config_digest, 200, "");   // already there
+  net->on("POST " + v2 + "/blobs/uploads/", 202, "", {{"location", "/v2/team/app/blobs/uploads/u1?_state=0"}});
+  std::vector<std::string> ranges;
+  for (int i = 0; i < 3; ++i)
+    net->on("PATCH https://reg.example/v2/team/app/blobs/uploads/u1?_state=" + std::to_string(i),
+            [&, i](const HttpRequest& req) {
+              ranges.push_back(req.headers[1] + fmt::format(" @{}+{}", req.body_offset, req.body_length));
+              HttpResponse r;
+              r.status = 202;
+              r.headers = {{"location", "/v2/team/app/blobs/uploads/u1?_state=" + std::to_string(i + 1)}};
+              return r;
+            });
+  std::string put = "PUT https://reg.example/v2/team/app/blobs/uploads/u1?_state=3&digest=sha256%3A" +
+                    img.layer_digest.substr(7);
+  net->on(put, 201, "");
+  net->on("PUT " + v2 + "/manifests/v1", 201, "", {{"docker-content-digest", img.manifest_digest}});
+  Config c = test_config();
+  c.chunk_size = 10;   // the 27-byte layer goes up in three PATCHes
+  Client client(c, net);
+  auto pushed = client.push(store, *manifest, parse_reference("reg.example/team/app:v1").value());
+  ASSERT_TRUE(pushed.ok()) << pushed.error().render();
+  EXPECT_EQ(pushed->digest, img.manifest_digest);
+  EXPECT_EQ(ranges, (std::vector<std::string>{"Content-Range: 0-9 @0+10", "Content-Range: 10-19 @10+10",
+                                              "Content-Range: 20-26 @20+7"}));
+  EXPECT_EQ(net->count(put), 1);
+  EXPECT_EQ(net->count("POST " + v2 + "/blobs/uploads/"), 1);   // not for the config
+  auto log = net->log();
+  ASSERT_FALSE(log.empty());
+  EXPECT_EQ(log.back().method + " " + log.back().url, "PUT " + v2 + "/manifests/v1");
+  EXPECT_EQ(log.back().body, img.manifest);
+  EXPECT_TRUE(has_header(log.back(), std::string("Content-Type: ") + kOciManifest));
+}
+
 TEST_F(StoreFixture, PlainHttpOnlyForInsecureRegistries) {
   FakeImage img;
   auto handshake_fails = [](const HttpRequest&) {
