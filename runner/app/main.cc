@@ -7,6 +7,7 @@
 #include "core/reference.h"
 #include "core/registry.h"
 #include "core/store.h"
+#include "core/store_check.h"
 #include "runner/image/image.h"
 #include "runner/step/step.h"
 
@@ -97,6 +98,36 @@ int cmd_push(const std::string& store_dir, const std::string& ref_text, const st
   return 0;
 }
 
+// dfrun check [--repair]: one line per problem; exit 1 if there is any.
+int cmd_check(const std::string& store_dir, bool repair) {
+  auto store = open_store(store_dir);
+  if (!store) return fail(store.error());
+  auto report = check_store(*store, CheckOptions{.repair = repair});
+  if (!report) return fail(report.error());
+  for (const auto& p : report->problems) std::printf("problem: %s\n", p.c_str());
+  for (const auto& w : report->warnings) std::printf("warning: %s\n", w.c_str());
+  for (const auto& r : report->removed) std::printf("removed: %s\n", r.c_str());
+  if (report->problems.empty()) std::printf("store %s is consistent\n", store->root().c_str());
+  return report->problems.empty() ? 0 : 1;
+}
+
+// dfrun prune [--keep-storage SIZE]: garbage-collects what no tag or kept cache entry reaches.
+int cmd_prune(const std::string& store_dir, const std::string& keep_storage) {
+  auto store = open_store(store_dir);
+  if (!store) return fail(store.error());
+  PruneOptions opts;
+  if (!keep_storage.empty()) {
+    auto bytes = parse_size(keep_storage);
+    if (!bytes) return fail(std::move(bytes).error().context("--keep-storage"));
+    opts.keep_bytes = *bytes;
+  }
+  auto report = prune_store(*store, opts);
+  if (!report) return fail(report.error());
+  for (const auto& r : report->removed) std::printf("removed: %s\n", r.c_str());
+  std::printf("freed %lld bytes\n", static_cast<long long>(report->freed_bytes));
+  return 0;
+}
+
 }  // namespace
 }  // namespace dfgen
 
@@ -143,6 +174,17 @@ int main(int argc, char** argv) {
   run->prefix_command();
   run->footer("CMD...: command and arguments instead of the image's");
   run->callback([&] { code = cmd_run(store_dir, image, run->remaining()); });
+
+  bool repair = false;
+  auto* check = app.add_subcommand("check", "verify the store (blobs, snapshots, cache, tags)");
+  check->add_flag("--repair", repair, "remove what is broken and stale temp leftovers");
+  check->callback([&] { code = cmd_check(store_dir, repair); });
+
+  std::string keep_storage;
+  auto* prune = app.add_subcommand("prune", "garbage-collect unreferenced blobs, snapshots and cache entries");
+  prune->add_option("--keep-storage", keep_storage,
+                    "keep recently used cache entries while the store stays under SIZE (e.g. 10GB)");
+  prune->callback([&] { code = cmd_prune(store_dir, keep_storage); });
 
   CLI11_PARSE(app, argc, argv);
   return code;
