@@ -2,6 +2,7 @@
 
 #include "core/fs.h"
 #include "core/sha256.h"
+#include "core/store_check.h"
 #include "runner/step/executors.h"
 
 namespace dfgen::step {
@@ -80,6 +81,7 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
   if (cached) {
     DFGEN_TRY(layer, cached_layer(*cached));
     hit = !layer || store.has_blob(layer->blob.digest);
+    if (hit) DFGEN_CHECK(touch_cache_entry(store, key));   // prune's LRU clock
   }
   if (!hit) {
     DFGEN_TRY(layer, kind.execute(store, in));
@@ -115,6 +117,9 @@ Error step_error(const Spec& spec, Error e) {
 }
 
 Status execute_spec(Store& store, const std::string& spec_path) {
+  // Shared with every other step of every build; `dfrun prune` and
+  // `check --repair` take it exclusively (core/store_check.h).
+  DFGEN_TRY(GcLock gc, GcLock::shared(store));
   DFGEN_TRY(Spec spec, read_spec(spec_path));
   std::string kind = spec.op.value("kind", "");
   if (kind == "image") {
