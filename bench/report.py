@@ -25,6 +25,10 @@ TOOL_NAMES = {
 }
 
 
+def secs(v):
+    return f"{v:.3f}" if v < 0.1 else f"{v:.2f}"
+
+
 def main():
     results, rss, big, machine = sys.argv[1:5]
     times = defaultdict(list)
@@ -61,12 +65,13 @@ def main():
             med[t] = statistics.median(v) if v else None
         cells = [f"{sc}. {SCENARIOS.get(sc, sc).format(big=big)}", case]
         for t in order:
-            cells.append("—" if med[t] is None else f"{med[t]:.2f}")
+            cells.append("—" if med[t] is None else secs(med[t]))
         for t in peers:
             if med[t] is None or not med.get("dfgen"):
                 cells.append("—")
             else:
-                cells.append(f"{med[t] / med['dfgen']:.1f}")
+                r = med[t] / med["dfgen"]
+                cells.append(f"{r:.0f}" if r >= 10 else f"{r:.1f}")
         out.append("| " + " | ".join(cells) + " |")
 
     out.append("")
@@ -77,7 +82,7 @@ def main():
         cells = [sc, case]
         for t in order:
             v = times.get((sc, case, t))
-            cells.append("—" if not v else f"{min(v):.2f}–{max(v):.2f}")
+            cells.append("—" if not v else f"{secs(min(v))}–{secs(max(v))}")
         out.append("| " + " | ".join(cells) + " |")
 
     rows = list(csv.DictReader(open(rss)))
