@@ -266,6 +266,7 @@ struct Checker {
     std::string d = dir("cache");
     for (const auto& name : list_dir(d)) {
       std::string path = path_join(d, name);
+      if (is_directory(path)) continue;   // cache/stat: the stat cache (core/statcache.h)
       if (name.find(".tmp.") != std::string::npos) { leftover(path, "temp file"); continue; }
       if (!is_hex64(name)) { problem(fmt::format("cache entry {}: not a key name", path), path); continue; }
       auto e = read_cache_entry(d, name);
@@ -408,6 +409,7 @@ Result<PruneReport> prune_store(const Store& store, const PruneOptions& opts) {
   std::vector<CacheEntry> entries;
   for (const auto& name : list_dir(cache_dir)) {
     std::string path = path_join(cache_dir, name);
+    if (is_directory(path)) continue;   // cache/stat: the stat cache (core/statcache.h)
     auto e = is_hex64(name) ? read_cache_entry(cache_dir, name) : Result<CacheEntry>(Error("not a key"));
     if (!e.ok() || (e->layer && !store.has_blob(e->layer->digest))) {
       if (!young(path)) prune_one(report, "cache entry " + path + " (broken)", path, file_size(path));
