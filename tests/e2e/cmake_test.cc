@@ -84,11 +84,15 @@ TEST(CMake, OneGraphForCodeAndImages) {
   // namespace): once through busybox nc in the server image, once through
   // the CLI in the test image.
   Output srv = sh("dfrun run monorepo/server:latest sh -c "
-                  "'/app/echo-server 7000 2>/dev/null & echo over-nc | nc -w 1 127.0.0.1 7000'");
+                  "'/app/echo-server 7000 2>/dev/null & "
+                  "for i in 1 2 3 4 5 6 7 8 9 10; do echo over-nc | nc -w 1 127.0.0.1 7000 2>/dev/null && exit 0; "
+                  "sleep 0.3; done; exit 1'");
   EXPECT_EQ(srv.exit_code, 0) << srv.output;
   EXPECT_NE(srv.output.find("echo: over-nc"), std::string::npos) << srv.output;
   Output both = sh("dfrun run monorepo/test:latest sh -c "
-                   "'/app/echo-server 7002 2>/dev/null & /app/echo-cli 7002 hello loopback'");
+                   "'/app/echo-server 7002 2>/dev/null & "
+                   "for i in 1 2 3 4 5 6 7 8 9 10; do /app/echo-cli 7002 hello loopback 2>/dev/null && exit 0; "
+                   "sleep 0.3; done; exit 1'");
   EXPECT_EQ(both.exit_code, 0) << both.output;
   EXPECT_EQ(both.output, "echo: hello loopback\n");
   Output cli = sh("dfrun run monorepo/cli:latest 7003 x");   // ENTRYPOINT, nothing listening
