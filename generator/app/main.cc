@@ -38,6 +38,7 @@ struct Args {
   std::vector<std::string> outputs;
   std::string store;
   bool pull = false;
+  std::vector<std::string> allow;   // --allow network.host | security.insecure
   std::string format = "ninja";   // or "cmake" (graph::Options::format)
 };
 
@@ -193,6 +194,7 @@ Result<plan::Plan> make_plan(const Loaded& l, const Args& a, Resolver& resolver)
   DFGEN_TRY(bo.build_args, parse_build_args(a.build_args));
   bo.target = a.target;
   bo.dockerfile_name = l.ast.filename;
+  bo.allow = {a.allow.begin(), a.allow.end()};
   bo.named_stage_targets = true;   // `ninja NAME` builds any named stage
   return plan::make_plan(l.ast, bo, [&](const std::string& ref) { return resolver.config_of(ref); });
 }
@@ -294,6 +296,7 @@ int cmd_inspect(const Args& a) {
   bo.build_args = *args;
   bo.target = a.target;
   bo.dockerfile_name = loaded->ast.filename;
+  bo.allow = {a.allow.begin(), a.allow.end()};
   // inspect works without the base images: their config is used when the store has them.
   auto p = plan::make_plan(loaded->ast, bo, [&](const std::string& ref) -> Result<Json> {
     auto cfg = resolver.config_of(ref);
@@ -316,6 +319,8 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--store", a.store, "the content store (default $DFGEN_STORE or ~/.local/share/dfgen)");
   app->add_option("--format", a.format, "ninja: write BUILD_DIR/build.ninja; cmake: write BUILD_DIR/dfgen.cmake (add_custom_command calls, docs/cmake.md)")
       ->check(CLI::IsMember({"ninja", "cmake"}));
+  app->add_option("--allow", a.allow, "grant an entitlement: network.host (RUN --network=host)")
+      ->check(CLI::IsMember({"network.host", "security.insecure"}));
   app->add_flag("--pull", a.pull, "re-resolve base images instead of using the pins in BUILD_DIR/.dfgen/pins.json");
 }
 

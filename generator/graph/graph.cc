@@ -72,6 +72,13 @@ struct Builder {
 
   Status add_step(const plan::Stage& stage, const plan::Step& step, const std::string& parent,
                   const std::string& result) {
+    // What the runner cannot honour yet is refused here, never silently dropped.
+    if (step.op.contains("mounts"))
+      return Error(fmt::format("{}: {}: RUN --mount is not supported yet", step.location, step.description),
+                   SourceRange{}, "remove the --mount flag, or COPY what the step needs");
+    if (step.op.value("security", "") == "insecure")
+      return Error(fmt::format("{}: {}: RUN --security=insecure is not supported yet", step.location,
+                               step.description));
     Json op = step.op;
     Json from = Json::object();
     std::vector<std::string> inputs{parent};

@@ -717,6 +717,14 @@ Status Builder::dispatch_run(StageState& state, const ins::Command& cmd, const i
     mounts.push_back(std::move(mj));
   }
 
+  // Entitlements the build did not grant are an error here, at the line.
+  if (run.network == "host" && !options_.allow.count("network.host"))
+    return error_at(cmd, "RUN --network=host is not allowed in this build",
+                    "pass --allow network.host to dfgen to let RUN steps use the host's network");
+  if (run.security == "insecure" && !options_.allow.count("security.insecure"))
+    return error_at(cmd, "RUN --security=insecure is not allowed in this build",
+                    "pass --allow security.insecure to dfgen");
+
   Json op = {{"kind", "run"},
              {"args", args},
              {"env", env},

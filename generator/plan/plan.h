@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ struct BuildOptions {
   // Also plan every other named stage (and what it needs) into Plan::extra, so
   // each can be built on its own (`ninja build1`) without being part of the target.
   bool named_stage_targets = false;
+  // Entitlements granted with --allow: "network.host", "security.insecure".
+  std::set<std::string> allow;
 };
 
 // The "config" object of an external image's config (Env, Cmd, Entrypoint,

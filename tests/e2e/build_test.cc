@@ -234,3 +234,40 @@ TEST(Parallel, IndependentStagesOverlap) {
 
 }  // namespace
 }  // namespace dfgen::e2e
+
+namespace dfgen::e2e {
+namespace {
+
+TEST(Entitlements, HostNetworkNeedsAllow) {
+  std::string ctx = temp_dir("net-ctx"), b = temp_dir("net-build");
+  std::string nonce = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());
+  write_file(ctx + "/Dockerfile",
+             "FROM busybox\n"
+             "RUN --network=host echo " + nonce + " && readlink /proc/self/ns/net > /netns\n");
+  std::string base = " -B " + q(b) + " -t net-e2e --build-context busybox=docker-image://" + fixture("busybox");
+  Output refused = sh("dfgen " + q(ctx) + base);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("Dockerfile:2: RUN --network=host is not allowed in this build"),
+            std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("--allow network.host"), std::string::npos) << refused.output;
+
+  Output gen = sh("dfgen " + q(ctx) + base + " --allow network.host");
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  Output build = sh("ninja -C " + q(b));
+  ASSERT_EQ(build.exit_code, 0) << build.output;
+  EXPECT_EQ(sh("dfrun run net-e2e cat /netns").output, sh("readlink /proc/self/ns/net").output);
+}
+
+TEST(Entitlements, UnsupportedMountIsRefusedNotIgnored) {
+  std::string ctx = temp_dir("mount-ctx"), b = temp_dir("mount-build");
+  write_file(ctx + "/Dockerfile", "FROM busybox\nRUN --mount=type=cache,target=/c touch /c/x\n");
+  Output gen = sh("dfgen " + q(ctx) + " -B " + q(b) + " -t mount-e2e --build-context busybox=docker-image://" +
+                  fixture("busybox"));
+  EXPECT_NE(gen.exit_code, 0);
+  EXPECT_NE(gen.output.find("Dockerfile:2: RUN --mount=type=cache,target=/c touch /c/x: RUN --mount is not supported yet"),
+            std::string::npos) << gen.output;
+  EXPECT_FALSE(std::ifstream(b + "/build.ninja").good());
+}
+
+}  // namespace
+}  // namespace dfgen::e2e
