@@ -399,7 +399,7 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     DFGEN_CHECK(write_heredoc(root.get(), target, content, opts));
   }
   root.reset();
-  return ws.commit(store, {});
+  return ws.commit(store, write_options(in.spec));
 }
 
 }  // namespace dfgen::step

@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "core/statcache.h"
 #include "core/store.h"
+#include "runner/layer/layer.h"
 #include "runner/step/step.h"
 
 namespace dfgen::step {
@@ -63,6 +64,10 @@ Result<bool> is_archive(int dir_fd, const std::string& rel);
 // if missing). Entries resolve inside `dest` as if it were "/"; ".." is refused.
 Status extract_archive(int src_dir_fd, const std::string& rel, int root_fd, const std::string& dest,
                        const CopyOwner& owner);
+
+// The layer options of a step: the op's "source_date_epoch" (seconds, set by
+// dfgen from SOURCE_DATE_EPOCH) clamps every timestamp written to the layer.
+layer::WriteOptions write_options(const Spec& spec);
 
 // "Dockerfile:12: " style prefix for errors of this step.
 Error step_error(const Spec& spec, Error e);

@@ -120,7 +120,7 @@ Result<std::optional<Layer>> execute_run(Store& store, const StepInput& in) {
     return e;
   }
   remove_mount_points(ws.root(), missing);
-  return ws.commit(store, {});
+  return ws.commit(store, write_options(in.spec));
 }
 
 Result<std::optional<Layer>> execute_workdir(Store& store, const StepInput& in) {
@@ -140,7 +140,7 @@ Result<std::optional<Layer>> execute_workdir(Store& store, const StepInput& in) 
   }
   DFGEN_CHECK(open_dir_in_root(root.get(), path, true, uid, gid));
   root.reset();
-  return ws.commit(store, {});
+  return ws.commit(store, write_options(in.spec));
 }
 
 Result<int> run_image(Store& store, const std::string& image, const std::vector<std::string>& cmd) {

@@ -103,6 +103,13 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
 
 }  // namespace
 
+layer::WriteOptions write_options(const Spec& spec) {
+  layer::WriteOptions opts;
+  auto it = spec.op.find("source_date_epoch");
+  if (it != spec.op.end() && it->is_number_integer()) opts.source_date_epoch = it->get<int64_t>();
+  return opts;
+}
+
 // "Dockerfile:12: RUN make: <message>", as BuildKit words a failed step: the
 // "[stage 2/3] " progress label of the description is left out.
 Error step_error(const Spec& spec, Error e) {
