@@ -80,6 +80,7 @@ struct Builder {
       return Error(fmt::format("{}: {}: RUN --security=insecure is not supported yet", step.location,
                                step.description));
     Json op = step.op;
+    if (opts.source_date_epoch) op["source_date_epoch"] = *opts.source_date_epoch;   // clamps layer times
     Json from = Json::object();
     std::vector<std::string> inputs{parent};
     if (step.from_stage) {
