@@ -1,9 +1,11 @@
 // dfgen: turns a Dockerfile into a Ninja graph (build.ninja + step specs).
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <CLI/CLI.hpp>
@@ -59,7 +61,23 @@ Result<std::map<std::string, std::string>> parse_build_args(const std::vector<st
     }
     out[a.substr(0, eq)] = a.substr(eq + 1);
   }
+  // As buildx does: the environment's SOURCE_DATE_EPOCH is a build arg unless one was given.
+  if (const char* v = std::getenv("SOURCE_DATE_EPOCH"); v && *v && !out.count("SOURCE_DATE_EPOCH"))
+    out["SOURCE_DATE_EPOCH"] = v;
   return out;
+}
+
+// The SOURCE_DATE_EPOCH build arg as seconds; an empty value means none
+// (`SOURCE_DATE_EPOCH=` turns an inherited one off).
+Result<std::optional<int64_t>> source_date_epoch(const std::map<std::string, std::string>& build_args) {
+  auto it = build_args.find("SOURCE_DATE_EPOCH");
+  if (it == build_args.end() || it->second.empty()) return std::optional<int64_t>();
+  const std::string& v = it->second;
+  int64_t seconds = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
+  if (ec != std::errc() || end != v.data() + v.size() || seconds < 0)
+    return Error(fmt::format("invalid SOURCE_DATE_EPOCH \"{}\": expected seconds since 1970", v));
+  return std::optional<int64_t>(seconds);
 }
 
 // buildx --output syntax: "type=docker,dest=x.tar", "type=oci,dest=DIR,tar=false", "type=local,dest=DIR".
@@ -199,14 +217,29 @@ Result<plan::Plan> make_plan(const Loaded& l, const Args& a, Resolver& resolver)
   return plan::make_plan(l.ast, bo, [&](const std::string& ref) { return resolver.config_of(ref); });
 }
 
-std::string regen_command(int argc, char** argv) {
+std::string regen_command(int argc, char** argv, std::optional<int64_t> epoch) {
   char cwd[4096];
   std::string dir = ::getcwd(cwd, sizeof cwd) ? cwd : ".";
   std::string cmd = "cd " + ninja::shell_quote(dir) + " &&";
   cmd += " " + ninja::shell_quote(path_join(self_dir(), "dfgen"));
   // Regeneration reuses the pins: a --pull given once is not repeated.
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view(argv[i]) != "--pull") cmd += " " + ninja::shell_quote(argv[i]);
+  // SOURCE_DATE_EPOCH is given once, at the end, as the value in use: Ninja's
+  // environment may lack the one dfgen saw, and losing it would rebuild
+  // everything (it is in every step's op).
+  auto is_epoch = [](std::string_view v) {
+    return v.starts_with("SOURCE_DATE_EPOCH") && (v.size() == 17 || v[17] == '=');
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--pull") continue;
+    if (arg == "--build-arg" && i + 1 < argc && is_epoch(argv[i + 1])) {
+      ++i;
+      continue;
+    }
+    if (arg.starts_with("--build-arg=") && is_epoch(arg.substr(12))) continue;
+    cmd += " " + ninja::shell_quote(argv[i]);
+  }
+  if (epoch) cmd += " --build-arg " + ninja::shell_quote(fmt::format("SOURCE_DATE_EPOCH={}", *epoch));
   return ninja::escape_value(cmd);
 }
 
@@ -249,7 +282,12 @@ int generate(const Args& a, int argc, char** argv) {
   o.build_dir = *bd;
   o.store_root = store->root();
   o.dfrun = dfrun;
-  o.regen_command = regen_command(argc, argv);
+  auto build_args = parse_build_args(a.build_args);
+  if (!build_args) return fail(build_args.error());
+  auto epoch = source_date_epoch(*build_args);
+  if (!epoch) return fail(epoch.error());
+  o.source_date_epoch = *epoch;
+  o.regen_command = regen_command(argc, argv, o.source_date_epoch);
   std::vector<std::string> tags = a.tags;
   if (tags.empty()) tags.push_back(basename_of(loaded->context));
   for (const auto& t : tags) {
@@ -263,7 +301,6 @@ int generate(const Args& a, int argc, char** argv) {
     if (!out) return fail(out.error());
     o.outputs.push_back(*out);
   }
-  if (const char* sde = std::getenv("SOURCE_DATE_EPOCH")) o.source_date_epoch = std::atoll(sde);
   o.format = a.format;
   auto st = graph::write(*p, resolver.bases, o);
   if (!st) return fail(st.error());
