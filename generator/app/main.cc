@@ -42,6 +42,7 @@ struct Args {
   bool pull = false;
   std::vector<std::string> allow;   // --allow network.host | security.insecure
   std::string format = "ninja";   // or "cmake" (graph::Options::format)
+  std::vector<std::string> secrets;   // --secret id=ID,src=FILE | id=ID,env=VAR
 };
 
 std::string self_dir() {
@@ -78,6 +79,41 @@ Result<std::optional<int64_t>> source_date_epoch(const std::map<std::string, std
   if (ec != std::errc() || end != v.data() + v.size() || seconds < 0)
     return Error(fmt::format("invalid SOURCE_DATE_EPOCH \"{}\": expected seconds since 1970", v));
   return std::optional<int64_t>(seconds);
+}
+
+// buildx --secret syntax: "id=ID,src=FILE" (also source=), "id=ID,env=VAR",
+// "id=ID" alone reads the variable ID. Only the source is kept: dfrun reads the
+// value when the step runs, so it is in no spec, key or log (docs/mounts.md).
+Result<std::map<std::string, Json>> parse_secrets(const std::vector<std::string>& list) {
+  std::map<std::string, Json> out;
+  for (const auto& spec : list) {
+    std::map<std::string, std::string> f;
+    size_t i = 0;
+    while (i <= spec.size()) {
+      size_t comma = std::min(spec.find(',', i), spec.size());
+      std::string field = spec.substr(i, comma - i);
+      size_t eq = field.find('=');
+      if (eq == std::string::npos) return Error(fmt::format("--secret {}: expected KEY=VALUE fields", spec));
+      f[field.substr(0, eq)] = field.substr(eq + 1);
+      i = comma + 1;
+    }
+    std::string id = f.count("id") ? f["id"] : "";
+    if (id.empty()) return Error(fmt::format("--secret {}: no id", spec));
+    std::string src = f.count("src") ? f["src"] : f.count("source") ? f["source"] : "";
+    std::string type = f.count("type") ? f["type"] : f.count("env") ? "env" : src.empty() ? "env" : "file";
+    if (type == "file") {
+      if (src.empty()) return Error(fmt::format("--secret {}: no src file", spec));
+      auto abs = absolute_path(src);
+      if (!abs) return std::move(abs).error().context("--secret " + id);
+      out[id] = Json{{"src", *abs}};
+    } else if (type == "env") {
+      std::string var = f.count("env") ? f["env"] : !src.empty() ? src : id;
+      out[id] = Json{{"env", var}};
+    } else {
+      return Error(fmt::format("--secret {}: unknown type \"{}\" (file or env)", spec, type));
+    }
+  }
+  return out;
 }
 
 // buildx --output syntax: "type=docker,dest=x.tar", "type=oci,dest=DIR,tar=false", "type=local,dest=DIR".
@@ -302,6 +338,9 @@ int generate(const Args& a, int argc, char** argv) {
     o.outputs.push_back(*out);
   }
   o.format = a.format;
+  auto secrets = parse_secrets(a.secrets);
+  if (!secrets) return fail(secrets.error());
+  o.secrets = *secrets;
   auto st = graph::write(*p, resolver.bases, o);
   if (!st) return fail(st.error());
   auto pinned = graph::write_pins(o.build_dir, resolver.pins);
@@ -356,6 +395,7 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--store", a.store, "the content store (default $DFGEN_STORE or ~/.local/share/dfgen)");
   app->add_option("--format", a.format, "ninja: write BUILD_DIR/build.ninja; cmake: write BUILD_DIR/dfgen.cmake (add_custom_command calls, docs/cmake.md)")
       ->check(CLI::IsMember({"ninja", "cmake"}));
+  app->add_option("--secret", a.secrets, "id=ID,src=FILE or id=ID,env=VAR: a secret for RUN --mount=type=secret, repeatable");
   app->add_option("--allow", a.allow, "grant an entitlement: network.host (RUN --network=host)")
       ->check(CLI::IsMember({"network.host", "security.insecure"}));
   app->add_flag("--pull", a.pull, "re-resolve base images instead of using the pins in BUILD_DIR/.dfgen/pins.json");

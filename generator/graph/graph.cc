@@ -73,9 +73,10 @@ struct Builder {
   Status add_step(const plan::Stage& stage, const plan::Step& step, const std::string& parent,
                   const std::string& result) {
     // What the runner cannot honour yet is refused here, never silently dropped.
-    if (step.op.contains("mounts"))
-      return Error(fmt::format("{}: {}: RUN --mount is not supported yet", step.location, step.description),
-                   SourceRange{}, "remove the --mount flag, or COPY what the step needs");
+    for (const auto& m : step.op.value("mounts", Json::array()))
+      if (m.value("type", "bind") == "ssh")
+        return Error(fmt::format("{}: {}: RUN --mount=type=ssh is not supported yet", step.location, step.description),
+                     SourceRange{}, "remove the ssh mount, or use a secret mount (--mount=type=secret)");
     if (step.op.value("security", "") == "insecure")
       return Error(fmt::format("{}: {}: RUN --security=insecure is not supported yet", step.location,
                                step.description));
@@ -103,18 +104,66 @@ struct Builder {
       for (const auto& f : sel->all_files()) inputs.push_back(path_join(opts.context_dir, f));
       for (const auto& d : sel->walked_dirs) regen_inputs.insert(d);
     }
+    Json secrets = Json::object();
+    DFGEN_CHECK(add_mounts(step, op, from, inputs, secrets));
     std::string spec_rel = result.substr(0, result.size() - 7) + ".spec";
     Json spec{{"version", 1},
               {"op", op},
               {"history", step.history},
               {"io", {{"parent", parent}, {"from", from}, {"context", opts.context_dir}, {"result", result}}},
               {"ui", {{"description", plan::step_label(plan, step)}, {"location", step.location}}}};
+    if (!secrets.empty()) spec["io"]["secrets"] = secrets;
     DFGEN_CHECK(write_state_file(spec_rel, spec));
     edge({.rule = "step",
               .outputs = {result},
               .inputs = {spec_rel},
               .implicit_inputs = inputs,
               .vars = {{"desc", plan::step_label(plan, step)}}});
+    return ok_status();
+  }
+
+  // RUN --mount (docs/mounts.md): a `from` stage or image becomes io.from
+  // "mountN" (its result is an input, its key part of the step's), a bind of
+  // the context lists the files it selects, and a secret tells dfrun where to
+  // read it: the file's path or the variable's name, never the value.
+  Status add_mounts(const plan::Step& step, Json& op, Json& from, std::vector<std::string>& inputs,
+                    Json& secrets) {
+    const Json mounts = op.value("mounts", Json::array());
+    for (size_t i = 0; i < mounts.size(); ++i) {
+      const Json& m = mounts[i];
+      std::string type = m.value("type", "bind");
+      if (m.contains("from")) {
+        std::string r;
+        if (m["from"].contains("stage")) {
+          auto it = stage_result.find(m["from"]["stage"].get<int>());
+          if (it == stage_result.end()) return Error(fmt::format("{}: --mount from a stage built later", step.location));
+          r = it->second;
+        } else {
+          DFGEN_TRY(r, base_result(m["from"]["image"].get<std::string>()));
+        }
+        from[fmt::format("mount{}", i)] = r;
+        inputs.push_back(r);
+      } else if (type == "bind") {
+        std::string text;
+        Json ignore = Json::array();
+        for (const auto& p : opts.ignore_patterns) { text += p + "\n"; ignore.push_back(p); }
+        op["ignore"] = ignore;
+        DFGEN_TRY(IgnoreMatcher matcher,
+                  IgnoreMatcher::parse(text, opts.ignore_file.empty() ? ".dockerignore" : opts.ignore_file));
+        std::string source = m.value("source", ".");
+        auto clean = context::clean_source(source.empty() ? "." : source);
+        if (!clean.ok()) return std::move(clean).error().context(step.location);
+        auto sel = context::select(opts.context_dir, {*clean}, matcher);
+        if (!sel.ok()) return std::move(sel).error().context(step.location);
+        for (const auto& f : sel->all_files()) inputs.push_back(path_join(opts.context_dir, f));
+        for (const auto& d : sel->walked_dirs) regen_inputs.insert(d);
+      } else if (type == "secret") {
+        std::string id = m.value("id", "");
+        if (id.empty()) id = basename_of(m.value("target", ""));
+        auto it = opts.secrets.find(id);
+        if (it != opts.secrets.end()) secrets[id] = it->second;
+      }
+    }
     return ok_status();
   }
 

@@ -38,6 +38,9 @@ struct Options {
   // step and image edges as add_custom_command() calls with absolute paths
   // (docs/cmake.md); CMake's own build.ninja then runs them.
   std::string format = "ninja";
+  // dfgen --secret: id -> {"src": absolute file} or {"env": VAR}. Only where
+  // dfrun reads the secret goes into the specs, never its value (docs/mounts.md).
+  std::map<std::string, Json> secrets;
 };
 
 // Writes build.ninja (always) and the step specs (only when they change).

@@ -9,6 +9,7 @@
 #include "runner/sandbox/sandbox.h"
 #include "runner/step/executors.h"
 #include "runner/step/in_root.h"
+#include "runner/step/mounts.h"
 #include "runner/step/workspace.h"
 
 namespace dfgen::step {
@@ -47,7 +48,8 @@ void remove_mount_points(const std::string& root, const std::vector<std::string>
 }
 
 Result<int> run_in(const Workspace& ws, sandbox::ProcessSpec process, const std::string& user,
-                   sandbox::Network network, const std::vector<sandbox::BindMount>& mounts) {
+                   sandbox::Network network, const std::vector<sandbox::BindMount>& mounts,
+                   const std::string& bundle_parent = "") {
   DFGEN_TRY(sandbox::User u, sandbox::resolve_user(ws.root(), user.empty() ? "0" : user));
   process.uid = u.uid;
   process.gid = u.gid;
@@ -59,7 +61,7 @@ Result<int> run_in(const Workspace& ws, sandbox::ProcessSpec process, const std:
   spec.process = std::move(process);
   spec.network = network;
   spec.mounts = mounts;
-  std::string bundle = path_join(ws.scratch(), "bundle");
+  std::string bundle = path_join(bundle_parent.empty() ? ws.scratch() : bundle_parent, "bundle");
   DFGEN_CHECK(make_dirs(bundle));
   return sandbox::run(spec, bundle);
 }
@@ -110,9 +112,17 @@ Result<std::optional<Layer>> execute_run(Store& store, const StepInput& in) {
     }
     mounts.push_back({pipes, "/dev/pipes", true});
   }
+  // RUN --mount (mounts.h): released before the workspace's scratch dir goes.
+  DFGEN_TRY(RunMounts run_mounts, RunMounts::prepare(store, in, path_join(ws.scratch(), "mounts")));
+  mounts.insert(mounts.end(), run_mounts.binds().begin(), run_mounts.binds().end());
+  for (const auto& e : run_mounts.env()) {
+    std::string name = e.substr(0, e.find('='));
+    std::erase_if(process.env, [&](const std::string& v) { return v.starts_with(name + "="); });
+    process.env.push_back(e);
+  }
   DFGEN_TRY(sandbox::Network network, parse_network(op.value("network", "default")));
   auto missing = missing_mount_points(ws.root());
-  DFGEN_TRY(int code, run_in(ws, process, op.value("user", ""), network, mounts));
+  DFGEN_TRY(int code, run_in(ws, process, op.value("user", ""), network, mounts, run_mounts.private_dir()));
   if (code != 0) {
     Error e(fmt::format("process \"{}\" did not complete successfully: exit code: {}",
                         command_text(process.args), code));

@@ -4,6 +4,7 @@
 #include "core/sha256.h"
 #include "core/store_check.h"
 #include "runner/step/executors.h"
+#include "runner/step/mounts.h"
 
 namespace dfgen::step {
 namespace {
@@ -17,7 +18,7 @@ struct OpKind {
 };
 
 const OpKind kOps[] = {
-    {"run", no_inputs, execute_run},
+    {"run", run_inputs, execute_run},   // run_inputs: mounts.h
     {"copy", copy_inputs, execute_copy},
     {"add", copy_inputs, execute_copy},
     {"workdir", no_inputs, execute_workdir},
