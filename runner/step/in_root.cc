@@ -45,8 +45,11 @@ Result<UniqueFd> open_dir_in_root(int root_fd, std::string_view path, bool creat
   auto [parent, name] = split_parent(path);
   if (name.empty() || name == "." || name == "..") return fd;
   DFGEN_TRY(UniqueFd parent_fd, open_dir_in_root(root_fd, parent, create, uid, gid));
-  if (::mkdirat(parent_fd.get(), name.c_str(), 0755) != 0 && errno != EEXIST)
-    return Error::sys("create directory " + std::string(path));
+  if (::mkdirat(parent_fd.get(), name.c_str(), 0755) != 0) {
+    if (errno != EEXIST) return Error::sys("create directory " + std::string(path));
+  } else if (::fchmodat(parent_fd.get(), name.c_str(), 0755, 0) != 0) {   // whatever dfrun's umask
+    return Error::sys("chmod " + std::string(path));
+  }
   if (::fchownat(parent_fd.get(), name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
     return Error::sys("chown " + std::string(path));
   return open_in_root(root_fd, path, O_RDONLY | O_DIRECTORY);
