@@ -1,0 +1,262 @@
+// End to end for reproducible images (docs/reproducible.md): one multi-stage
+// Dockerfile built twice, each time with a fresh store, another build dir,
+// another copy of the context (cp -a, or written anew with other mtimes),
+// another HOME/XDG_DATA_HOME and another umask. dfrun needs root for overlayfs
+// and runc, so "another user" is played by that environment, not by a uid.
+// With SOURCE_DATE_EPOCH the two manifests have the same digest; without it
+// only timestamps differ. Step keys never depend on the machine either way.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <sstream>
+
+#include "core/json.h"
+#include "tests/e2e/harness.h"
+
+namespace dfgen::e2e {
+namespace {
+
+constexpr int64_t kEpoch = 1700000000;   // 2023-11-14T22:13:20Z
+constexpr const char* kEpochText = "2023-11-14T22:13:20Z";
+
+std::string q(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// COPY from the context, RUN writing, linking and deleting files (a whiteout),
+// WORKDIR creating a dir, COPY --from another stage, and the epoch seen by RUN.
+constexpr const char* kDockerfile = R"(FROM dfgen-fixtures/busybox:bookworm AS build
+ARG SOURCE_DATE_EPOCH
+WORKDIR /src/work
+COPY app/ ./app/
+COPY tool.sh /usr/local/bin/
+RUN mkdir -p /out/deep && cat app/main.txt app/sub/data.txt > /out/all.txt \
+ && echo "epoch=$SOURCE_DATE_EPOCH" > /out/epoch && touch /out/deep/new /src/gone \
+ && ln -s all.txt /out/link && ln /out/all.txt /out/hard
+RUN rm /src/gone && echo more >> /out/deep/new
+
+FROM dfgen-fixtures/busybox:bookworm
+COPY --from=build /out /opt/out
+COPY tool.sh /bin/tool
+RUN echo built > /etc/built && chmod 600 /etc/built
+CMD ["/bin/tool"]
+)";
+
+// The context, with explicit modes (a checkout's modes follow its umask).
+void write_context(const std::string& dir) {
+  write_file(dir + "/Dockerfile", kDockerfile);
+  write_file(dir + "/app/main.txt", "main\n");
+  write_file(dir + "/app/sub/data.txt", "data\n");
+  write_file(dir + "/tool.sh", "#!/bin/sh\ncat /opt/out/all.txt\n");
+  write_file(dir + "/unused.txt", "not copied\n");
+  Output m = sh("cd " + q(dir) + " && chmod 0755 tool.sh app app/sub && chmod 0644 Dockerfile "
+                "app/main.txt app/sub/data.txt unused.txt");
+  ASSERT_EQ(m.exit_code, 0) << m.output;
+}
+
+std::string busybox_tar() {
+  fixture("busybox");   // builds the cached archive when missing
+  Output made = sh("bash " + q(source_dir() + "/scripts/fixtures.sh") + " busybox | tail -1");
+  std::string tar = made.output.substr(0, made.output.find_last_not_of('\n') + 1);
+  return tar.substr(tar.find_last_of('\n') == std::string::npos ? 0 : tar.find_last_of('\n') + 1);
+}
+
+// One build "machine": its own store, build dir, context copy, HOME and umask.
+struct Machine {
+  std::string store, build, context, home;
+  std::string umask;
+  std::string env() const {
+    return "export DFGEN_STORE=" + q(store) + " HOME=" + q(home) + " XDG_DATA_HOME=" +
+           q(home + "/.local/share") + "; umask " + umask + "; unset SOURCE_DATE_EPOCH; ";
+  }
+};
+
+// Machine A copies the original context with cp -a; machine B writes it anew
+// and dates every file 2024-06-01 (after the epoch, before now: a future
+// mtime would make Ninja regenerate forever), so only a clamp can make them agree.
+std::pair<Machine, Machine> two_machines(const std::string& name) {
+  std::string original = temp_dir(name + "-orig");
+  write_context(original);
+  Machine a{temp_dir(name + "-store-a"), temp_dir(name + "-build-a"), temp_dir(name + "-ctx-a") + "/ctx",
+            temp_dir(name + "-home-a"), "022"};
+  Machine b{temp_dir(name + "-store-b"), temp_dir(name + "-b-build-at-another-path") + "/nested/build",
+            temp_dir(name + "-checkout-b") + "/src/ctx", temp_dir(name + "-home-b"), "077"};
+  Output cp = sh("cp -a " + q(original) + " " + q(a.context));
+  EXPECT_EQ(cp.exit_code, 0) << cp.output;
+  write_context(b.context);
+  Output t = sh("find " + q(b.context) + " -exec touch -h -d '2024-06-01 00:00:07' {} +");
+  EXPECT_EQ(t.exit_code, 0) << t.output;
+  for (const Machine* m : {&a, &b}) {
+    Output imp = sh("dfrun --store " + q(m->store) + " import " + q(busybox_tar()) +
+                    " -t dfgen-fixtures/busybox:bookworm");
+    EXPECT_EQ(imp.exit_code, 0) << imp.output;
+  }
+  return {a, b};
+}
+
+// dfgen then ninja on machine `m`; env_prefix and extra_args give SOURCE_DATE_EPOCH, or not.
+Output build(const Machine& m, const std::string& env_prefix, const std::string& extra_args = "") {
+  Output gen = sh(m.env() + "cd " + q(m.home) + " && " + env_prefix + " dfgen " + q(m.context) +
+                  " -B " + q(m.build) + " -t repro-e2e " + extra_args);
+  if (gen.exit_code != 0) return gen;
+  return sh(m.env() + "ninja -C " + q(m.build));
+}
+
+std::string manifest_digest(const Machine& m) {
+  Json r = Json::parse(read_file(m.build + "/.dfgen/image-repro-e2e.result"));
+  return r["manifest"]["digest"];
+}
+
+std::string blob_path(const Machine& m, const std::string& digest) {
+  return m.store + "/blobs/sha256/" + digest.substr(7);
+}
+
+Json manifest(const Machine& m) { return Json::parse(read_file(blob_path(m, manifest_digest(m)))); }
+Json config(const Machine& m) {
+  return Json::parse(read_file(blob_path(m, manifest(m)["config"]["digest"])));
+}
+
+// The "key" of every step result file, by file name.
+std::map<std::string, std::string> step_keys(const Machine& m) {
+  std::map<std::string, std::string> keys;
+  Output ls = sh("cd " + q(m.build + "/.dfgen") + " && ls | grep '^s[0-9].*\\.result$'");
+  std::istringstream in(ls.output);
+  for (std::string f; std::getline(in, f);)
+    keys[f] = Json::parse(read_file(m.build + "/.dfgen/" + f))["key"];
+  return keys;
+}
+
+// The layers the steps made: those of the step results, less the base image's.
+std::set<std::string> built_layers(const Machine& m) {
+  std::set<std::string> base, made;
+  Json base_result = Json::parse(sh("cat " + q(m.build) + "/.dfgen/base-*.result").output);
+  for (const auto& l : base_result["layers"]) base.insert(l["digest"].get<std::string>());
+  for (const auto& [file, key] : step_keys(m)) {
+    Json result = Json::parse(read_file(m.build + "/.dfgen/" + file));
+    for (const auto& l : result["layers"])
+      if (!base.count(l["digest"].get<std::string>())) made.insert(l["digest"].get<std::string>());
+  }
+  return made;
+}
+
+// `tar -tv` of a layer blob in UTC; without_times drops the date and time columns.
+std::string listing(const Machine& m, const std::string& digest, bool without_times) {
+  std::string awk = without_times ? " | awk '{$4=\"\"; $5=\"\"; print}'" : "";
+  Output t = sh("TZ=UTC tar -tv --numeric-owner --full-time -f " + q(blob_path(m, digest)) + awk);
+  EXPECT_EQ(t.exit_code, 0) << t.output;
+  return t.output;
+}
+
+// A config less its times, and less the diff_ids: those hash the layer tars,
+// which differ in their mtimes (the listings are compared without them).
+Json without_times(Json cfg) {
+  cfg.erase("created");
+  cfg["rootfs"].erase("diff_ids");
+  for (auto& h : cfg["history"]) h.erase("created");
+  return cfg;
+}
+
+TEST(Reproducible, SameDigestAcrossMachinesWithSourceDateEpoch) {
+  auto [a, b] = two_machines("repro-sde");
+  // A: the environment, as buildx passes it on; B: the build arg.
+  Output ba = build(a, "SOURCE_DATE_EPOCH=" + std::to_string(kEpoch));
+  ASSERT_EQ(ba.exit_code, 0) << ba.output;
+  Output bb = build(b, "", "--build-arg SOURCE_DATE_EPOCH=" + std::to_string(kEpoch));
+  ASSERT_EQ(bb.exit_code, 0) << bb.output;
+
+  EXPECT_EQ(manifest_digest(a), manifest_digest(b));
+  EXPECT_EQ(step_keys(a), step_keys(b));
+  EXPECT_EQ(step_keys(a).size(), 8u);   // 5 + 3 steps
+  EXPECT_EQ(read_file(a.build + "/.dfgen/image-repro-e2e.result"),
+            read_file(b.build + "/.dfgen/image-repro-e2e.result"));
+
+  // The config: created and this build's history entries are the epoch.
+  Json cfg = config(a);
+  EXPECT_EQ(cfg["created"], kEpochText);
+  Output base = sh("cat " + q(a.build) + "/.dfgen/base-*.result");
+  size_t base_entries = Json::parse(base.output)["history"].size();
+  ASSERT_GT(cfg["history"].size(), base_entries);
+  size_t ours = 0;
+  for (size_t i = base_entries; i < cfg["history"].size(); ++i, ++ours)
+    EXPECT_EQ(cfg["history"][i].value("created", ""), kEpochText) << cfg["history"][i].dump();
+  EXPECT_EQ(ours, 4u) << cfg["history"].dump();   // COPY, COPY, RUN, CMD
+
+  // Every layer this build made, in both stages: every entry's mtime is the
+  // epoch (all files were written after it, or dated 2024); the whiteout too.
+  std::set<std::string> made = built_layers(a);
+  ASSERT_EQ(made.size(), 8u);   // WORKDIR, COPY, COPY, RUN, RUN; COPY, COPY, RUN
+  bool saw_whiteout = false;
+  for (const auto& digest : made) {
+    std::istringstream in(listing(a, digest, false));
+    for (std::string line; std::getline(in, line);) {
+      EXPECT_NE(line.find(" 2023-11-14 22:13:20 "), std::string::npos) << digest << ": " << line;
+      if (line.find("src/.wh.gone") != std::string::npos) saw_whiteout = true;
+    }
+  }
+  EXPECT_TRUE(saw_whiteout);
+
+  // RUN saw the epoch through ARG SOURCE_DATE_EPOCH, on both machines.
+  for (const Machine* m : {&a, &b}) {
+    Output run = sh(m->env() + "dfrun run repro-e2e cat /opt/out/epoch /opt/out/all.txt");
+    EXPECT_EQ(run.output, "epoch=1700000000\nmain\ndata\n");
+  }
+}
+
+TEST(Reproducible, WithoutSourceDateEpochOnlyTimestampsDiffer) {
+  auto [a, b] = two_machines("repro-now");
+  Output ba = build(a, "");
+  ASSERT_EQ(ba.exit_code, 0) << ba.output;
+  Output bb = build(b, "");
+  ASSERT_EQ(bb.exit_code, 0) << bb.output;
+
+  // Keys are the same: they never hold paths, users or clocks.
+  EXPECT_EQ(step_keys(a), step_keys(b));
+  // The images are not (B's context files are dated 2024, kept by COPY)...
+  EXPECT_NE(manifest_digest(a), manifest_digest(b));
+  // ...but only their timestamps differ.
+  Json ca = config(a), cb = config(b);
+  EXPECT_EQ(without_times(ca), without_times(cb));
+  EXPECT_NE(ca.value("created", ""), kEpochText);
+  Json la = manifest(a)["layers"], lb = manifest(b)["layers"];
+  ASSERT_EQ(la.size(), lb.size());
+  bool some_times_differ = false;
+  for (size_t i = 0; i < la.size(); ++i) {
+    EXPECT_EQ(listing(a, la[i]["digest"], true), listing(b, lb[i]["digest"], true)) << "layer " << i;
+    if (listing(a, la[i]["digest"], false) != listing(b, lb[i]["digest"], false)) some_times_differ = true;
+  }
+  EXPECT_TRUE(some_times_differ);
+}
+
+TEST(Reproducible, RegenerationKeepsTheEpochAndBadValuesAreRefused) {
+  auto [a, b] = two_machines("repro-regen");
+  Output first = build(a, "SOURCE_DATE_EPOCH=" + std::to_string(kEpoch));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  std::string digest = manifest_digest(a);
+  auto keys = step_keys(a);
+
+  // Ninja runs dfgen again without the variable: the value is kept, given once.
+  write_file(a.context + "/Dockerfile", std::string(kDockerfile) + "# a comment\n");
+  Output again = sh(a.env() + "ninja -C " + q(a.build));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("Regenerating build.ninja"), std::string::npos) << again.output;
+  Output again2 = sh(a.env() + "touch " + q(a.context + "/Dockerfile") + " && ninja -C " + q(a.build));
+  ASSERT_EQ(again2.exit_code, 0) << again2.output;
+  EXPECT_EQ(count_lines_with(read_file(a.build + "/build.ninja"), "SOURCE_DATE_EPOCH=1700000000"), 1);
+  EXPECT_EQ(step_keys(a), keys);
+  EXPECT_EQ(manifest_digest(a), digest);
+
+  // An empty value turns an inherited one off; a bad one is an error.
+  Output off = sh(b.env() + "SOURCE_DATE_EPOCH=" + std::to_string(kEpoch) + " dfgen " + q(b.context) +
+                  " -B " + q(b.build) + " -t repro-e2e --build-arg SOURCE_DATE_EPOCH=");
+  ASSERT_EQ(off.exit_code, 0) << off.output;
+  EXPECT_EQ(read_file(b.build + "/build.ninja").find("SOURCE_DATE_EPOCH=1700000000"), std::string::npos);
+  Output bad = sh(b.env() + "SOURCE_DATE_EPOCH=yesterday dfgen " + q(b.context) + " -B " + q(b.build));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("invalid SOURCE_DATE_EPOCH \"yesterday\": expected seconds since 1970"),
+            std::string::npos) << bad.output;
+}
+
+}  // namespace
+}  // namespace dfgen::e2e
