@@ -76,6 +76,9 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
   std::string key = sha256_digest(canonical_json(
       Json{{"v", 1}, {"parent", parent.key}, {"op", spec.op}, {"inputs", inputs}, {"from", from_keys}}));
 
+  // One process at a time runs a given key: a second build that reaches the
+  // same step waits and then finds the first one's result in the cache.
+  DFGEN_TRY(FileLock key_lock, store.lock("step-" + std::string(digest_hex(key))));
   std::optional<Layer> layer;
   DFGEN_TRY(auto cached, store.get_cache(key));
   bool hit = false;
