@@ -1,8 +1,9 @@
 // End to end against a real registry (Debian's docker-registry on 127.0.0.1)
 // in three set-ups: plain HTTP, TLS with a certificate made here (trusted
 // through DFGEN_REGISTRY_CA), and basic auth from an htpasswd file. Images go
-// in with `dfrun push`, come out with dfgen's base-image pulls, `dfrun pull`
-// and skopeo, and run with dfrun.
+// in with `dfrun push`, come out with dfgen's base-image pulls, `dfrun pull`,
+// skopeo and `docker pull`, and run with dfrun and `docker run`. The Docker
+// daemon must be running (scripts/start-dockerd.sh): the test fails otherwise.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -106,6 +107,12 @@ class Registry {
   int pid_ = 0;
 };
 
+// Removes a Docker image (by its name) when the object goes, passed or failed.
+struct DockerImage {
+  std::string ref;
+  ~DockerImage() { sh("docker rmi -f " + q(ref) + " >/dev/null 2>&1"); }
+};
+
 // A store of its own: what a pull brings is all there is.
 std::string fresh_store() { return temp_dir("registry-store"); }
 
@@ -160,6 +167,21 @@ TEST(Registry, PlainHttpMultiStageBuildPushedPulledAndRun) {
   Output pulled = sh(reg.env() + in_store(pull_store, "dfrun pull " + app));
   ASSERT_EQ(pulled.exit_code, 0) << pulled.output;
   EXPECT_EQ(sh(in_store(pull_store, "dfrun run " + app)).output, "built\ncopied\n");
+
+  // Docker pulls it too: 127.0.0.0/8 is an insecure registry to dockerd by
+  // default, so plain HTTP needs no daemon flag. Same digest, same output.
+  Output info = sh("docker info >/dev/null");
+  ASSERT_EQ(info.exit_code, 0) << "dockerd is not running (scripts/start-dockerd.sh): " << info.output;
+  DockerImage docker_app{app};
+  Output docker_pulled = sh("docker pull " + app);
+  ASSERT_EQ(docker_pulled.exit_code, 0) << docker_pulled.output;
+  std::string pulled_digest = trimmed(sh(in_store(pull_store, "dfrun images | grep " + q(app) +
+                                                                  " | awk '{print $2}'")).output);
+  EXPECT_NE(docker_pulled.output.find("Digest: " + pulled_digest), std::string::npos)
+      << pulled_digest << "\n" << docker_pulled.output;
+  Output docker_ran = sh("docker run --rm " + app);
+  EXPECT_EQ(docker_ran.exit_code, 0) << docker_ran.output;
+  EXPECT_EQ(docker_ran.output, "built\ncopied\n");
 
   // Pushing again uploads nothing: every blob is found by HEAD.
   int uploads = count_lines_with(reg.log(), "\"POST /v2/base/busybox/blobs/uploads/");
@@ -256,6 +278,13 @@ TEST(Registry, BasicAuthFromDockerConfig) {
   EXPECT_NE(wrong.output.find("HTTP 401 (UNAUTHORIZED"), std::string::npos) << wrong.output;
   EXPECT_NE(wrong.output.find("check the credentials"), std::string::npos) << wrong.output;
   expect_clean(nobody, ref);
+
+  // The right password again: the same store pulls and runs it.
+  reg.set_login("tester", "s3cret");
+  Output repaired = sh(reg.env() + in_store(nobody, "dfrun pull " + ref));
+  ASSERT_EQ(repaired.exit_code, 0) << repaired.output;
+  EXPECT_EQ(sh(in_store(nobody, "dfrun run " + ref + " echo authed-again")).output, "authed-again\n");
+  EXPECT_EQ(sh("ls -A " + q(nobody + "/tmp") + " 2>/dev/null").output, "");
 }
 
 TEST(Registry, ErrorsLeaveNothingHalfWritten) {
@@ -277,6 +306,8 @@ TEST(Registry, ErrorsLeaveNothingHalfWritten) {
   std::string layer = trimmed(sh("ls -S " + q(reg.data()) +
                                  "/docker/registry/v2/blobs/sha256/*/*/data | head -1").output);
   ASSERT_FALSE(layer.empty());
+  std::string saved = temp_dir("registry-saved-blob") + "/data";
+  ASSERT_EQ(sh("cp " + q(layer) + " " + q(saved)).exit_code, 0);
   ASSERT_EQ(sh("printf XXXX | dd of=" + q(layer) + " bs=1 seek=100 conv=notrunc 2>/dev/null").exit_code, 0);
   std::string bad = layer.substr(0, layer.size() - 5);
   bad = "sha256:" + bad.substr(bad.rfind('/') + 1);
@@ -286,22 +317,47 @@ TEST(Registry, ErrorsLeaveNothingHalfWritten) {
   expect_clean(store, ref);
   EXPECT_EQ(sh("ls " + q(store + "/blobs/sha256/" + bad.substr(7))).exit_code, 2);
 
-  // The registry down: a clear error, after a few retries.
+  // The blob restored: the same store pulls the image, and the layer it
+  // refused is now there, verified.
+  ASSERT_EQ(sh("cp " + q(saved) + " " + q(layer)).exit_code, 0);
+  Output restored = sh(reg.env() + in_store(store, "dfrun pull " + ref));
+  ASSERT_EQ(restored.exit_code, 0) << restored.output;
+  EXPECT_EQ(sh("ls " + q(store + "/blobs/sha256/" + bad.substr(7))).exit_code, 0);
+  EXPECT_EQ(sh(in_store(store, "dfrun run " + ref + " echo restored")).output, "restored\n");
+  EXPECT_EQ(sh("ls -A " + q(store + "/tmp") + " 2>/dev/null").output, "");
+
+  // The registry down: a clear error, after a few retries. (A store without
+  // the image, so that the build below has to pull it.)
+  std::string down_store = fresh_store();
   reg.stop();
-  Output down = sh(reg.env() + in_store(store, "dfrun pull " + ref));
+  Output down = sh(reg.env() + in_store(down_store, "dfrun pull " + ref));
   EXPECT_NE(down.exit_code, 0);
   EXPECT_NE(down.output.find("cannot reach http"), std::string::npos) << down.output;
   EXPECT_NE(down.output.find("is the registry running?"), std::string::npos) << down.output;
-  expect_clean(store, ref);
+  expect_clean(down_store, ref);
 
   // dfgen says which base image it could not get, and how to get it otherwise.
-  std::string ctx = temp_dir("registry-down-ctx");
-  write_file(ctx + "/Dockerfile", "FROM " + ref + "\n");
-  Output gen = sh(reg.env() + in_store(store, "dfgen " + q(ctx) + " -B " + q(temp_dir("registry-down-b"))));
+  std::string ctx = temp_dir("registry-down-ctx"), b = temp_dir("registry-down-b");
+  write_file(ctx + "/Dockerfile", "FROM " + ref + "\nRUN echo rebuilt > /rebuilt\nCMD [\"cat\", \"/rebuilt\"]\n");
+  Output gen = sh(reg.env() + in_store(down_store, "dfgen " + q(ctx) + " -B " + q(b) + " -t after-restart:1"));
   EXPECT_NE(gen.exit_code, 0);
   EXPECT_NE(gen.output.find("base image " + ref + " (" + ref + ") is not in the store"), std::string::npos)
       << gen.output;
   EXPECT_NE(gen.output.find("dfrun import FILE"), std::string::npos) << gen.output;
+  expect_clean(down_store, "after-restart");
+
+  // The registry back (same port, same storage): the same store's build pulls
+  // the base and runs, and `dfrun pull` works again.
+  reg.start();
+  Output regen = sh(reg.env() + in_store(down_store, "dfgen " + q(ctx) + " -B " + q(b) + " -t after-restart:1"));
+  ASSERT_EQ(regen.exit_code, 0) << regen.output;
+  EXPECT_NE(regen.output.find("pulling " + ref), std::string::npos) << regen.output;
+  Output built = sh(in_store(down_store, "ninja -C " + q(b)));
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  EXPECT_EQ(sh(in_store(down_store, "dfrun run after-restart:1")).output, "rebuilt\n");
+  Output pulled = sh(reg.env() + in_store(down_store, "dfrun pull " + ref));
+  EXPECT_EQ(pulled.exit_code, 0) << pulled.output;
+  EXPECT_EQ(sh("ls -A " + q(down_store + "/tmp") + " 2>/dev/null").output, "");
 }
 
 }  // namespace
