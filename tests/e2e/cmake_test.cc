@@ -1,7 +1,11 @@
 // add_docker_image() end to end: examples/monorepo configured with CMake +
 // Ninja, its binaries and images built by CMake's own build.ninja (one
-// graph), then edited to check what rebuilds.
+// graph), then edited to check what rebuilds. The server image is also
+// exported for Docker (OUTPUT type=docker), loaded and run by the Docker
+// daemon (scripts/start-dockerd.sh): the test fails when it is not running.
 #include <gtest/gtest.h>
+
+#include <unistd.h>
 
 #include <regex>
 
@@ -164,6 +168,55 @@ TEST(CMake, InstalledPackageConfig) {
   ASSERT_EQ(build.exit_code, 0) << build.output;
   EXPECT_NE(build.output.find("[image] server"), std::string::npos) << build.output;
   EXPECT_NE(read_file(m.build + "/build.ninja").find(prefix + "/bin/dfrun"), std::string::npos);
+}
+
+// OUTPUT type=docker through the module: the server stage exported as a
+// docker-archive by the image's own edge, `docker load`ed and run by Docker,
+// the server answering busybox nc on the container's loopback.
+TEST(CMake, ServerImageExportedForDocker) {
+  Monorepo m("cmake-docker");
+  std::string tag = "dfgen-e2e/monorepo-server:" + std::to_string(::getpid());
+  write_file(m.src + "/CMakeLists.txt",
+             read_file(m.src + "/CMakeLists.txt") +
+                 "add_docker_image(server-export TARGET server TAGS " + tag +
+                 " BUILD_CONTEXTS ${contexts} DEPENDS echo-server OUTPUT type=docker,dest=server.tar)\n");
+  Output cfg = m.configure();
+  ASSERT_EQ(cfg.exit_code, 0) << cfg.output;
+  Output build = m.ninja("server-export");
+  ASSERT_EQ(build.exit_code, 0) << build.output;
+  EXPECT_NE(build.output.find("[image] monorepo-server"), std::string::npos) << build.output;
+  std::string tar = m.build + "/server.tar";
+  ASSERT_EQ(sh("test -s " + q(tar)).exit_code, 0) << build.output;
+
+  Output info = sh("docker info >/dev/null");
+  ASSERT_EQ(info.exit_code, 0) << "dockerd is not running (scripts/start-dockerd.sh): " << info.output;
+  struct Cleanup {
+    std::string ref;
+    ~Cleanup() { sh("docker rmi -f " + q(ref) + " >/dev/null 2>&1"); }
+  } cleanup{tag};
+  Output load = sh("docker load -i " + q(tar));
+  ASSERT_EQ(load.exit_code, 0) << load.output;
+  EXPECT_NE(load.output.find("Loaded image: " + tag), std::string::npos) << load.output;
+  Output ran = sh("docker run --rm " + tag + " sh -c "
+                  "'/app/echo-server 7000 2>/dev/null & "
+                  "for i in $(seq 1 50); do echo from-docker | nc -w 2 127.0.0.1 7000 2>/dev/null && exit 0; "
+                  "sleep 0.2; done; exit 1'");
+  EXPECT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_EQ(ran.output, "echo: from-docker\n");
+  // The image keeps its CMD and working directory.
+  Output cmd = sh("docker image inspect -f '{{json .Config.Cmd}} {{.Config.WorkingDir}}' " + tag);
+  EXPECT_EQ(cmd.output, "[\"/app/echo-server\",\"7000\"] /app\n") << cmd.output;
+
+  // A rebuild with nothing changed leaves the archive alone; the archive is
+  // an output of the image edge, so a removed one is written again.
+  Output noop = m.ninja("server-export");
+  EXPECT_NE(noop.output.find("no work to do"), std::string::npos) << noop.output;
+  ASSERT_EQ(sh("rm " + q(tar)).exit_code, 0);
+  Output again = m.ninja("server-export");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(count_lines_with(again.output, "[image] monorepo-server"), 1) << again.output;
+  EXPECT_EQ(image_steps(again.output), 1) << again.output;
+  EXPECT_EQ(sh("test -s " + q(tar)).exit_code, 0) << again.output;
 }
 
 TEST(CMake, OtherGeneratorsAreRefused) {
