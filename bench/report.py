@@ -51,7 +51,7 @@ def main():
                "`×` is the peer's median divided by dfgen's (above 1: dfgen is "
                "faster). All tools ran in the same run, alternating.\n")
     out.append("Machine (shared with other engineers' compiles during the run: "
-               "numbers are as measured, expect noise of ±20% on short cases):\n")
+               "numbers are as measured; the spread table below shows how much they moved):\n")
     out.append(machine + "\n")
 
     head = "| scenario | case | " + " | ".join(TOOL_NAMES[t] for t in order)

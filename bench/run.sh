@@ -324,6 +324,7 @@ measure_rss() {
 # ---------------------------------------------------------------- the run
 for sc in $SCENARIOS; do "setup_s$sc"; done
 start=$(now)
+head_at_start=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 for rep in $(seq 1 "$N"); do
   for sc in $SCENARIOS; do
     # Alternate the order of tools between repetitions.
@@ -349,7 +350,7 @@ command -v buildah >/dev/null && { buildah rmi --prune >/dev/null 2>&1 || true; 
 machine() {
   echo "- nproc: $(nproc); memory: $(free -g | awk '/Mem:/ {print $2}') GiB; kernel: $(uname -r)"
   echo "- CPU: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-  echo "- dfgen: $(cd "$top" && git rev-parse --short HEAD) (build type: $(bt=$(sed -n "s/^CMAKE_BUILD_TYPE:STRING=//p" "$BENCH_BIN/../CMakeCache.txt" 2>/dev/null); echo "${bt:-RelWithDebInfo, the default}"))"
+  echo "- dfgen: $BENCH_BIN, built $(date -u -r "$BENCH_BIN/dfrun" +%H:%M) UTC (main at the run's start: $head_at_start; build type: $(bt=$(sed -n "s/^CMAKE_BUILD_TYPE:STRING=//p" "$BENCH_BIN/../CMakeCache.txt" 2>/dev/null); echo "${bt:-RelWithDebInfo, the default}"))"
   echo "- ninja $(ninja --version); runc $(runc --version | awk 'NR==1 {print $3}')"
   if [ -x "$DOCKER" ]; then echo "- Docker $($DOCKER version --format '{{.Server.Version}}' 2>/dev/null) (client $DOCKER)"; fi
   if command -v buildah >/dev/null; then echo "- $(buildah --version)"; fi
