@@ -9,6 +9,7 @@
 #include "core/store.h"
 #include "core/store_check.h"
 #include "runner/image/image.h"
+#include "runner/step/explain.h"
 #include "runner/step/step.h"
 
 namespace dfgen {
@@ -128,6 +129,14 @@ int cmd_prune(const std::string& store_dir, const std::string& keep_storage) {
   return 0;
 }
 
+// dfrun explain [-C BUILD_DIR] TARGET|STEP: why a step rebuilt (docs/insight.md).
+int cmd_explain(const std::string& build_dir, const std::string& what) {
+  auto lines = step::explain(build_dir, what);
+  if (!lines) return fail(lines.error());
+  for (const auto& l : *lines) std::printf("%s\n", l.c_str());
+  return 0;
+}
+
 }  // namespace
 }  // namespace dfgen
 
@@ -185,6 +194,12 @@ int main(int argc, char** argv) {
   prune->add_option("--keep-storage", keep_storage,
                     "keep recently used cache entries while the store stays under SIZE (e.g. 10GB)");
   prune->callback([&] { code = cmd_prune(store_dir, keep_storage); });
+
+  std::string explain_dir = ".", explain_what;
+  auto* explain = app.add_subcommand("explain", "why a step, or the steps of an image or stage, rebuilt");
+  explain->add_option("-C", explain_dir, "the build dir (default .)");
+  explain->add_option("what", explain_what, "an image or stage name, or a step (s0-1)")->required();
+  explain->callback([&] { code = cmd_explain(explain_dir, explain_what); });
 
   CLI11_PARSE(app, argc, argv);
   return code;

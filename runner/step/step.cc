@@ -4,6 +4,7 @@
 #include "core/sha256.h"
 #include "core/store_check.h"
 #include "runner/step/executors.h"
+#include "runner/step/explain.h"
 #include "runner/step/mounts.h"
 
 namespace dfgen::step {
@@ -102,7 +103,9 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
   if (layer) result.layers.push_back(*layer);
   for (const auto& h : spec.history) result.history.push_back(h);
   if (!layer && !result.history.empty()) result.history.back()["empty_layer"] = true;
-  return write_result(spec.result, result);
+  DFGEN_CHECK(write_result(spec.result, result));
+  // What the key was made of, for `dfrun explain` (explain.h); never part of the key.
+  return record_inputs(spec, inputs_record(spec, key, parent.key, inputs, from_keys));
 }
 
 }  // namespace
