@@ -17,6 +17,7 @@
 #include "core/store.h"
 #include "generator/graph/bases.h"
 #include "generator/graph/graph.h"
+#include "generator/lint/lint.h"
 #include "generator/ninja/ninja.h"
 #include "generator/plan/plan.h"
 #include "generator/syntax/ast.h"
@@ -43,6 +44,7 @@ struct Args {
   std::vector<std::string> allow;   // --allow network.host | security.insecure
   std::string format = "ninja";   // or "cmake" (graph::Options::format)
   std::vector<std::string> secrets;   // --secret id=ID,src=FILE | id=ID,env=VAR
+  bool check = false;   // --check: run the build checks only
 };
 
 std::string self_dir() {
@@ -253,6 +255,23 @@ Result<plan::Plan> make_plan(const Loaded& l, const Args& a, Resolver& resolver)
   return plan::make_plan(l.ast, bo, [&](const std::string& ref) { return resolver.config_of(ref); });
 }
 
+// The variable names a config sets ("PATH" of "PATH=/bin"), for lint::BaseEnv.
+std::vector<std::string> env_names(const Json& config) {
+  std::vector<std::string> names;
+  for (const auto& e : config.value("Env", Json::array()))
+    if (e.is_string()) names.push_back(e.get<std::string>().substr(0, e.get<std::string>().find('=')));
+  return names;
+}
+
+// Build checks (docs/checks.md): warnings go to stderr; they fail the build
+// only with `# check=error=true`.
+Status run_checks(const Loaded& l, const Args& a, const lint::BaseEnv& base_env) {
+  DFGEN_TRY(auto build_args, parse_build_args(a.build_args));
+  DFGEN_TRY(lint::Report report, lint::check(l.ast, lint::Options{build_args, base_env}));
+  for (const auto& w : report.warnings) std::fprintf(stderr, "%s\n", w.render().c_str());
+  return lint::violation_error(report);
+}
+
 std::string regen_command(int argc, char** argv, std::optional<int64_t> epoch) {
   char cwd[4096];
   std::string dir = ::getcwd(cwd, sizeof cwd) ? cwd : ".";
@@ -297,6 +316,12 @@ int generate(const Args& a, int argc, char** argv) {
                     {}, {}, RegistryFallback{&*store, &*overrides, &*pins, a.pull, {}}};
   auto p = make_plan(*loaded, a, resolver);
   if (!p) return fail(p.error());
+  auto checked = run_checks(*loaded, a, [&](const std::string& ref) -> std::optional<std::vector<std::string>> {
+    auto it = resolver.bases.find(ref);
+    if (it == resolver.bases.end()) return std::nullopt;
+    return env_names(it->second.record.config.value("config", Json::object()));
+  });
+  if (!checked) return fail(checked.error());
   for (const auto& ref : p->external_images) {
     if (resolver.bases.count(ref)) continue;
     auto base = resolver.resolve(ref);
@@ -357,6 +382,25 @@ int cmd_parse(const std::string& file) {
   return 0;
 }
 
+// dfgen --check: the build checks only. Base images are looked up in the
+// store (never pulled); an image it lacks leaves UndefinedVar quiet there.
+int cmd_check(const Args& a) {
+  auto loaded = load(a);
+  if (!loaded) return fail(loaded.error());
+  auto store = Store::open(a.store.empty() ? Store::default_root() : a.store);
+  if (!store) return fail(store.error());
+  auto overrides = graph::parse_build_contexts(a.build_contexts);
+  if (!overrides) return fail(overrides.error());
+  Resolver resolver{graph::BaseResolver(*store, *overrides, {}, false, {}), {}, {}};
+  auto checked = run_checks(*loaded, a, [&](const std::string& ref) -> std::optional<std::vector<std::string>> {
+    auto cfg = resolver.config_of(ref);
+    if (!cfg) return std::nullopt;
+    return env_names(*cfg);
+  });
+  if (!checked) return fail(checked.error());
+  return 0;
+}
+
 int cmd_inspect(const Args& a) {
   auto loaded = load(a);
   if (!loaded) return fail(loaded.error());
@@ -398,6 +442,7 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--secret", a.secrets, "id=ID,src=FILE or id=ID,env=VAR: a secret for RUN --mount=type=secret, repeatable");
   app->add_option("--allow", a.allow, "grant an entitlement: network.host (RUN --network=host)")
       ->check(CLI::IsMember({"network.host", "security.insecure"}));
+  app->add_flag("--check", a.check, "only run the build checks (docs/checks.md); exit 1 only with # check=error=true");
   app->add_flag("--pull", a.pull, "re-resolve base images instead of using the pins in BUILD_DIR/.dfgen/pins.json");
 }
 
@@ -419,5 +464,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (parse->parsed()) return cmd_parse(parse_file);
   if (inspect->parsed()) return cmd_inspect(inspect_args);
+  if (args.check) return cmd_check(args);
   return generate(args, argc, argv);
 }

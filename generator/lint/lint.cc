@@ -1,0 +1,513 @@
+#include "generator/lint/lint.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "core/shell.h"
+
+namespace dfgen::lint {
+namespace {
+
+using syntax::Node;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+std::string trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string_view::npos ? "" : std::string(s.substr(b, e - b + 1));
+}
+bool self_consistent(const std::string& s) { return s == lower(s) || s == upper(s); }
+
+// The keyword as the user wrote it ("From", "cmd"): the first word of the text.
+std::string written_keyword(const Node& node) {
+  std::string_view t = node.original;
+  size_t b = t.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return node.keyword;
+  size_t e = b;
+  while (e < t.size() && std::isalpha(static_cast<unsigned char>(t[e]))) ++e;
+  return e > b ? std::string(t.substr(b, e - b)) : node.keyword;
+}
+
+std::string flag_value(const Node& node, std::string_view name) {
+  for (const auto& f : node.flags) {
+    std::string prefix = "--" + std::string(name) + "=";
+    if (f.starts_with(prefix)) return f.substr(prefix.size());
+  }
+  return "";
+}
+
+// Levenshtein distance, for "did you mean".
+size_t distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The closest name at distance 1 or 2 (as BuildKit suggests), or "".
+std::string suggest(const std::string& name, const std::set<std::string>& options) {
+  std::string best;
+  size_t best_dist = 3;
+  for (const auto& o : options) {
+    if (o == name) return "";
+    size_t d = distance(name, o);
+    if (d < best_dist) best = o, best_dist = d;
+  }
+  return best;
+}
+
+// Names a word looks up that `known` does not hold, in order.
+std::vector<std::string> unknown_names(const std::string& word, const std::set<std::string>& known,
+                                       char escape) {
+  std::vector<std::string> missing;
+  shell::Lookup lookup = [&](const std::string& name) -> std::optional<std::string> {
+    if (known.count(name)) return std::string("x");
+    if (std::find(missing.begin(), missing.end(), name) == missing.end()) missing.push_back(name);
+    return std::nullopt;
+  };
+  (void)shell::expand_word(word, lookup, shell::Options{escape});   // errors are the plan's
+  return missing;
+}
+
+const std::set<std::string>& predefined_args() {
+  static const std::set<std::string> names = {
+      "TARGETPLATFORM", "TARGETOS",  "TARGETARCH", "TARGETVARIANT", "BUILDPLATFORM",
+      "BUILDOS",        "BUILDARCH", "BUILDVARIANT"};
+  return names;
+}
+
+// One stage: its FROM and the instructions up to the next FROM.
+struct Stage {
+  const Node* from = nullptr;
+  std::string image;   // expanded with the global ARGs
+  std::string name;    // as written after AS, or ""
+  std::vector<const Node*> body;
+  int parent = -1;     // index of the stage it is based on, or -1
+};
+
+struct Input {
+  const syntax::Ast& ast;
+  const Options& options;
+  std::vector<const Node*> globals;   // before the first FROM
+  std::vector<Stage> stages;
+};
+
+using Emit = std::function<void(const Node& where, int line, std::string message)>;
+
+Input split(const syntax::Ast& ast, const Options& options) {
+  Input in{ast, options, {}, {}};
+  std::map<std::string, std::string> args;
+  for (const auto& node : ast.children) {
+    if (node.keyword == "from") {
+      Stage s;
+      s.from = &node;
+      if (node.args.size() >= 3) s.name = node.args[2];
+      auto lookup = shell::map_lookup(args);
+      auto image = shell::expand_word(node.args.empty() ? "" : node.args[0], lookup,
+                                      shell::Options{ast.directives.escape});
+      s.image = image.ok() ? *image : (node.args.empty() ? "" : node.args[0]);
+      for (size_t i = in.stages.size(); i-- > 0;)
+        if (!in.stages[i].name.empty() && lower(in.stages[i].name) == lower(s.image)) {
+          s.parent = static_cast<int>(i);
+          break;
+        }
+      in.stages.push_back(std::move(s));
+    } else if (in.stages.empty()) {
+      in.globals.push_back(&node);
+      if (node.keyword != "arg") continue;
+      for (const auto& a : node.args) {
+        auto eq = a.find('=');
+        std::string key = a.substr(0, eq);
+        auto given = options.build_args.find(key);
+        if (given != options.build_args.end()) args[key] = given->second;
+        else if (eq != std::string::npos) args[key] = a.substr(eq + 1);
+      }
+    } else {
+      in.stages.back().body.push_back(&node);
+    }
+  }
+  return in;
+}
+
+// --- the rules ---------------------------------------------------------------
+
+void stage_name_casing(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages)
+    if (!s.name.empty() && s.name != lower(s.name))
+      emit(*s.from, s.from->start_line, fmt::format("Stage name '{}' should be lowercase", s.name));
+}
+
+void from_as_casing(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages) {
+    if (s.from->args.size() < 3) continue;
+    std::string from = written_keyword(*s.from), as = s.from->args[1];
+    if (!self_consistent(from)) continue;   // ConsistentInstructionCasing's business
+    bool ok = from == lower(from) ? as == lower(as) : as == upper(as);
+    if (!ok) emit(*s.from, s.from->start_line, fmt::format("'{}' and '{}' keywords' casing do not match", as, from));
+  }
+}
+
+void consistent_instruction_casing(const Input& in, const Emit& emit) {
+  int lowers = 0, uppers = 0;
+  auto count = [&](const Node& n) {
+    std::string k = written_keyword(n);
+    if (!self_consistent(k)) return;
+    (k == lower(k) ? lowers : uppers)++;
+  };
+  for (const auto& s : in.stages) {
+    count(*s.from);
+    for (const Node* n : s.body) count(*n);
+  }
+  bool majority_lower = lowers > uppers;
+  auto check = [&](const Node& n) {
+    std::string k = written_keyword(n);
+    if (majority_lower && k != lower(k))
+      emit(n, n.start_line, fmt::format("Command '{}' should match the case of the command majority (lowercase)", k));
+    else if (!majority_lower && k != upper(k))
+      emit(n, n.start_line, fmt::format("Command '{}' should match the case of the command majority (uppercase)", k));
+  };
+  for (const auto& s : in.stages) {
+    check(*s.from);
+    for (const Node* n : s.body) check(*n);
+  }
+}
+
+void no_empty_continuation(const Input& in, const Emit& emit) {
+  static const Node none;
+  for (const auto& w : in.ast.warnings) {
+    // Reported at the instruction the empty line is part of, as BuildKit does.
+    const Node* at = &none;
+    for (const auto& n : in.ast.children)
+      if (n.start_line <= w.line && w.line <= n.end_line) at = &n;
+    emit(*at, at == &none ? w.line : at->start_line, "Empty continuation line");
+  }
+}
+
+void duplicate_stage_name(const Input& in, const Emit& emit) {
+  std::set<std::string> seen;
+  for (const auto& s : in.stages)
+    if (!s.name.empty() && !seen.insert(lower(s.name)).second)
+      emit(*s.from, s.from->start_line,
+           fmt::format("Duplicate stage name \"{}\", stage names should be unique", lower(s.name)));
+}
+
+void reserved_stage_name(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages) {
+    std::string name = lower(s.name);
+    if (name == "scratch" || name == "context")
+      emit(*s.from, s.from->start_line,
+           fmt::format("Stage name should not use the same name as reserved stage \"{}\"", name));
+  }
+}
+
+// Whether SHELL was set in the stage before `upto`, or in a stage it is based on.
+bool shell_set(const Input& in, int stage, const Node* upto) {
+  for (int i = stage; i >= 0; upto = nullptr, i = in.stages[i].parent)
+    for (const Node* n : in.stages[i].body) {
+      if (n == upto) break;
+      if (n->keyword == "shell") return true;
+    }
+  return false;
+}
+
+void json_args_recommended(const Input& in, const Emit& emit) {
+  for (size_t i = 0; i < in.stages.size(); ++i)
+    for (const Node* n : in.stages[i].body)
+      if ((n->keyword == "cmd" || n->keyword == "entrypoint") && !n->json &&
+          !shell_set(in, static_cast<int>(i), n))
+        emit(*n, n->start_line,
+             fmt::format("JSON arguments recommended for {} to prevent unintended behavior related to OS signals",
+                         written_keyword(*n)));
+}
+
+void maintainer_deprecated(const Input& in, const Emit& emit) {
+  auto check = [&](const Node* n) {
+    if (n->keyword == "maintainer")
+      emit(*n, n->start_line, "Maintainer instruction is deprecated in favor of using label");
+  };
+  for (const Node* n : in.globals) check(n);
+  for (const auto& s : in.stages) {
+    check(s.from);
+    for (const Node* n : s.body) check(n);
+  }
+}
+
+void legacy_key_value_format(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages)
+    for (const Node* n : s.body) {
+      if (n->keyword != "env" && n->keyword != "label") continue;
+      for (size_t i = 2; i < n->args.size(); i += 3)
+        if (n->args[i].empty()) {
+          std::string k = written_keyword(*n);
+          emit(*n, n->start_line,
+               fmt::format("\"{} key=value\" should be used instead of legacy \"{} key value\" format", k, k));
+        }
+    }
+}
+
+void multiple_instructions_disallowed(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages) {
+    std::map<std::string, const Node*> last;   // keyword -> previous instruction
+    for (const Node* n : s.body) {
+      if (n->keyword != "cmd" && n->keyword != "entrypoint" && n->keyword != "healthcheck") continue;
+      // The earlier one is reported: it is the one that has no effect.
+      if (const Node* prev = last[n->keyword])
+        emit(*prev, prev->start_line,
+             fmt::format("Multiple {} instructions should not be used in the same stage because only the last "
+                         "one will be used",
+                         written_keyword(*n)));
+      last[n->keyword] = n;
+    }
+  }
+}
+
+void expose_proto_casing(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages)
+    for (const Node* n : s.body) {
+      if (n->keyword != "expose") continue;
+      for (const auto& port : n->args)
+        if (port.find('/') != std::string::npos && port.find('$') == std::string::npos && port != lower(port))
+            emit(*n, n->start_line,
+                 fmt::format("Defined protocol '{}' in EXPOSE instruction should be lowercase", port));
+    }
+}
+
+// The words of an instruction that the plan expands with the stage's variables.
+std::vector<std::string> expanded_words(const Node& n) {
+  static const std::set<std::string> plain = {"workdir", "user", "volume", "stopsignal"};
+  std::vector<std::string> words;
+  if (n.keyword == "env" || n.keyword == "label") {
+    for (size_t i = 0; i + 1 < n.args.size(); i += 3) words.insert(words.end(), {n.args[i], n.args[i + 1]});
+  } else if (n.keyword == "copy" || n.keyword == "add") {
+    for (const auto& a : n.args)
+      if (!a.starts_with("<<")) words.push_back(a);
+    for (const char* f : {"from", "chown", "chmod"})
+      if (auto v = flag_value(n, f); !v.empty()) words.push_back(v);
+  } else if (plain.count(n.keyword)) {
+    words = n.args;
+  }
+  return words;
+}
+
+// The variables a stage sets, its base image's and its parents' included;
+// nullopt when the base image's are not known.
+std::optional<std::set<std::string>> inherited_env(const Input& in, int stage) {
+  const Stage& s = in.stages[stage];
+  std::set<std::string> env;
+  if (s.parent >= 0) {
+    auto parent = inherited_env(in, s.parent);
+    if (!parent) return std::nullopt;
+    env = *parent;
+    for (const Node* n : in.stages[s.parent].body)
+      if (n->keyword == "env")
+        for (size_t i = 0; i < n->args.size(); i += 3) env.insert(n->args[i]);
+  } else if (s.image != "scratch") {
+    if (!in.options.base_env) return std::nullopt;
+    auto base = in.options.base_env(s.image);
+    if (!base) return std::nullopt;
+    env.insert(base->begin(), base->end());
+  }
+  return env;
+}
+
+void undefined_var(const Input& in, const Emit& emit) {
+  char escape = in.ast.directives.escape;
+  for (size_t i = 0; i < in.stages.size(); ++i) {
+    auto env = inherited_env(in, static_cast<int>(i));
+    if (!env) continue;
+    std::set<std::string> args;
+    for (const Node* n : in.stages[i].body) {
+      std::set<std::string> known = *env;
+      known.insert(args.begin(), args.end());
+      for (const auto& word : expanded_words(*n))
+        for (const auto& name : unknown_names(word, known, escape)) {
+          std::string hint = suggest(name, *env);
+          emit(*n, n->start_line,
+               fmt::format("Usage of undefined variable '${}'{}", name,
+                           hint.empty() ? "" : fmt::format(" (did you mean ${}?)", hint)));
+        }
+      if (n->keyword == "env")
+        for (size_t k = 0; k < n->args.size(); k += 3) env->insert(n->args[k]);
+      if (n->keyword == "arg")
+        for (const auto& a : n->args) args.insert(a.substr(0, a.find('=')));
+    }
+  }
+}
+
+void undefined_arg_in_from(const Input& in, const Emit& emit) {
+  std::set<std::string> declared;
+  for (const Node* n : in.globals)
+    if (n->keyword == "arg")
+      for (const auto& a : n->args) declared.insert(a.substr(0, a.find('=')));
+  std::set<std::string> known = declared;
+  known.insert(predefined_args().begin(), predefined_args().end());
+  for (const auto& s : in.stages) {
+    std::vector<std::string> words = {s.from->args.empty() ? "" : s.from->args[0], flag_value(*s.from, "platform")};
+    for (const auto& word : words)
+      for (const auto& name : unknown_names(word, known, in.ast.directives.escape)) {
+        std::string hint = suggest(name, declared);
+        emit(*s.from, s.from->start_line,
+             fmt::format("FROM argument '{}' is not declared{}", name,
+                         hint.empty() ? "" : fmt::format(" (did you mean {}?)", hint)));
+      }
+  }
+}
+
+void workdir_relative_path(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages)
+    for (const Node* n : s.body) {
+      if (n->keyword != "workdir" || n->args.empty()) continue;
+      // Only the first WORKDIR of a stage: fixing it fixes the ones after it.
+      // A path with variables is left alone: its value may well be absolute.
+      if (!n->args[0].starts_with("/") && n->args[0].find('$') == std::string::npos)
+        emit(*n, n->start_line,
+             fmt::format("Relative workdir \"{}\" can have unexpected results if the base image changes",
+                         n->args[0]));
+      break;
+    }
+}
+
+struct Rule {
+  std::string_view name;
+  std::string_view description;
+  void (*run)(const Input&, const Emit&);
+};
+
+// BuildKit's rules (names and messages as `docker build --check` prints them).
+const Rule kRules[] = {
+    {"StageNameCasing", "Stage names should be lowercase", stage_name_casing},
+    {"FromAsCasing", "The 'as' keyword should match the case of the 'from' keyword", from_as_casing},
+    {"NoEmptyContinuation", "Empty continuation lines will become errors in a future release",
+     no_empty_continuation},
+    {"ConsistentInstructionCasing",
+     "All commands within the Dockerfile should use the same casing (either upper or lower)",
+     consistent_instruction_casing},
+    {"DuplicateStageName", "Stage names should be unique", duplicate_stage_name},
+    {"ReservedStageName", "Reserved words should not be used as stage names", reserved_stage_name},
+    {"JSONArgsRecommended", "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related "
+                            "to OS signals",
+     json_args_recommended},
+    {"MaintainerDeprecated", "The MAINTAINER instruction is deprecated, use a label instead to define an image author",
+     maintainer_deprecated},
+    {"UndefinedArgInFrom", "FROM command must use declared ARGs", undefined_arg_in_from},
+    {"WorkdirRelativePath", "Relative workdir without an absolute workdir declared within the build can have "
+                            "unexpected results if the base image changes",
+     workdir_relative_path},
+    {"UndefinedVar", "Variables should be defined before their use", undefined_var},
+    {"MultipleInstructionsDisallowed", "Multiple instructions of the same type should not be used in the same stage",
+     multiple_instructions_disallowed},
+    {"LegacyKeyValueFormat", "Legacy key/value format with whitespace separator should not be used",
+     legacy_key_value_format},
+    {"ExposeProtoCasing", "Protocol in EXPOSE instruction should be lowercase", expose_proto_casing},
+};
+
+// A `# check=skip=...` comment right above an instruction.
+bool skipped_by_comment(const Node& n, std::string_view rule) {
+  for (const auto& c : n.comments) {
+    std::string t = trim(c);
+    if (!lower(t).starts_with("check=")) continue;
+    std::string value = t.substr(6);
+    value = value.substr(0, value.find(' '));
+    auto config = parse_check_directive(value);
+    if (!config) return false;
+    return config->skip_all || config->skip.count(std::string(rule));
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string Warning::render() const {
+  return fmt::format("{}:{}: warning: {}: {}", file, line, rule, message);
+}
+
+Result<Config> parse_check_directive(std::string_view text) {
+  Config config;
+  std::string t = trim(text);
+  if (t.empty()) return config;
+  size_t start = 0;
+  while (start <= t.size()) {
+    size_t end = std::min(t.find(';', start), t.size());
+    std::string part = t.substr(start, end - start);
+    start = end + 1;
+    auto eq = part.find('=');
+    if (eq == std::string::npos) return Error(fmt::format("invalid check option \"{}\"", part));
+    std::string key = trim(part.substr(0, eq)), value = trim(part.substr(eq + 1));
+    if (key == "skip") {
+      if (value == "all") {
+        config.skip_all = true;
+        continue;
+      }
+      size_t i = 0;
+      while (i <= value.size()) {
+        size_t comma = std::min(value.find(',', i), value.size());
+        if (std::string rule = trim(value.substr(i, comma - i)); !rule.empty()) config.skip.insert(rule);
+        i = comma + 1;
+      }
+    } else if (key == "error") {
+      if (value == "true" || value == "1") config.error = true;
+      else if (value == "false" || value == "0") config.error = false;
+      else return Error(fmt::format("invalid check option \"{}\": error takes true or false", part));
+    } else if (key == "experimental") {
+      // No experimental rules here: accepted and ignored.
+    } else {
+      return Error(fmt::format("invalid check option \"{}\" (valid: skip, error, experimental)", key));
+    }
+  }
+  return config;
+}
+
+Result<Report> check(const syntax::Ast& ast, const Options& options) {
+  Report report;
+  auto config = parse_check_directive(ast.directives.check);
+  if (!config) return Error(config.error().message, ast.range(1));
+  report.config = *config;
+  Input in = split(ast, options);
+  std::vector<std::pair<size_t, Warning>> found;   // (rule index, warning)
+  for (size_t r = 0; r < std::size(kRules); ++r) {
+    const Rule& rule = kRules[r];
+    if (config->skip_all || config->skip.count(std::string(rule.name))) continue;
+    rule.run(in, [&](const Node& where, int line, std::string message) {
+      if (skipped_by_comment(where, rule.name)) return;
+      found.push_back({r, Warning{std::string(rule.name), std::move(message), ast.filename, line}});
+    });
+  }
+  std::stable_sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    return a.second.line != b.second.line ? a.second.line < b.second.line : a.first < b.first;
+  });
+  for (auto& f : found) report.warnings.push_back(std::move(f.second));
+  return report;
+}
+
+Status violation_error(const Report& report) {
+  if (!report.config.error || report.warnings.empty()) return ok_status();
+  std::set<std::string> names;
+  for (const auto& w : report.warnings) names.insert(w.rule);
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  return Error("lint violation found for rules: " + list);
+}
+
+std::vector<RuleInfo> rules() {
+  std::vector<RuleInfo> out;
+  for (const auto& r : kRules) out.push_back({r.name, r.description});
+  return out;
+}
+
+}  // namespace dfgen::lint
