@@ -367,7 +367,8 @@ Status Builder::split_stages(const std::vector<ins::Command>& commands) {
 Result<Json> Builder::base_config(Stage& stage, StageState& state) {
   switch (stage.base_kind) {
     case Stage::BaseKind::kScratch:
-      return Json{{"Env", Json::array({std::string("PATH=") + kDefaultPath})}};
+      // BuildKit's empty image: the default PATH and WorkingDir "/".
+      return Json{{"Env", Json::array({std::string("PATH=") + kDefaultPath})}, {"WorkingDir", "/"}};
     case Stage::BaseKind::kStage: {
       DFGEN_CHECK(resolve(stage.base_stage, raw_[stage.index].from));
       const Stage& base = plan_.stages[stage.base_stage];
@@ -516,11 +517,17 @@ Status Builder::dispatch_arg(StageState& state, const ins::Command& cmd, const i
 Status Builder::dispatch_metadata(StageState& state, const ins::Command& cmd) {
   Json& config = state.config;
   if (const auto* env = std::get_if<ins::Env>(&cmd.inst)) {
+    // Every value sees the env from before the instruction, as Docker
+    // documents: `ENV a=x b=$a` gives b the old a.
     std::string text = "ENV";
+    std::vector<std::string> values;
     for (const ins::KeyValue& kv : env->vars) {
       DFGEN_TRY(std::string value, expand(state, cmd, kv.value));
-      add_env(config, kv.key, value);
-      text += " " + kv.key + "=" + value;
+      values.push_back(std::move(value));
+    }
+    for (size_t i = 0; i < env->vars.size(); ++i) {
+      add_env(config, env->vars[i].key, values[i]);
+      text += " " + env->vars[i].key + "=" + values[i];
     }
     state.history(text);
   } else if (const auto* label = std::get_if<ins::Label>(&cmd.inst)) {
