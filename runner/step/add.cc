@@ -229,7 +229,9 @@ Result<bool> is_archive(int dir_fd, const std::string& rel) {
 
 Status extract_archive(int src_dir_fd, const std::string& rel, int root_fd, const std::string& dest,
                        const CopyOwner& owner) {
-  DFGEN_TRY(UniqueFd dest_fd, open_dir_in_root(root_fd, dest, true));
+  // As BuildKit: directories the ADD creates for dest belong to --chown's owner.
+  DFGEN_TRY(UniqueFd dest_fd, open_dir_in_root(root_fd, dest, true, owner.set ? owner.uid : 0,
+                                               owner.set ? owner.gid : 0));
   UniqueFd fd;
   DFGEN_TRY(ArchivePtr a, open_archive(src_dir_fd, rel, fd));
   Unpacker unpacker(a.get(), dest_fd.get(), owner, rel);

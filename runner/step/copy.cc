@@ -273,6 +273,23 @@ std::string join_dest(const std::string& dir, const std::string& name) {
   return dir + "/" + name;
 }
 
+// `path` inside the root at `root_dir` (open as root_fd) with its last
+// component followed when it is a symlink, as a path from that root.
+Result<std::string> resolve_link_in_root(int root_fd, const std::string& root_dir, const std::string& path) {
+  auto [parent, name] = split_parent(path);
+  DFGEN_TRY(UniqueFd pfd, open_dir_in_root(root_fd, parent, false));
+  struct stat st;
+  if (::fstatat(pfd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode)) return path;
+  DFGEN_TRY(UniqueFd target, open_in_root(root_fd, path, O_PATH));
+  char buf[4096];
+  ssize_t n = ::readlink(fmt::format("/proc/self/fd/{}", target.get()).c_str(), buf, sizeof buf);
+  if (n < 0) return Error::sys("resolve " + path);
+  std::string resolved(buf, static_cast<size_t>(n));
+  if (!resolved.starts_with(root_dir)) return Error(fmt::format("resolve {}: outside the root", path));
+  resolved = resolved.substr(root_dir.size());
+  return resolved.empty() ? std::string("/") : resolved;
+}
+
 // One thing to copy: the tree `rel` below `src_fd`, with a flag for directories.
 struct Item {
   int src_fd;
@@ -358,7 +375,9 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     std::string path = s["path"];
     auto st = stat_in_root(source_root.get(), path);
     if (!st) return Error(fmt::format("failed to compute cache key: \"{}\" not found", path));
-    // Resolve the source's parent inside the other root; the entry itself is not followed.
+    // As BuildKit, a source that is a symlink is followed (inside the other
+    // root); links below a directory source are copied as links.
+    DFGEN_TRY(path, resolve_link_in_root(source_root.get(), source_ws->root(), path));
     auto [parent, name] = split_parent(path);
     DFGEN_TRY(UniqueFd pfd, open_dir_in_root(source_root.get(), parent, false));
     Item item{pfd.get(), name, S_ISDIR(st->st_mode), {}};
