@@ -1,6 +1,7 @@
 // dfrun: executes build steps (called by Ninja) and works with the store.
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 
 #include <CLI/CLI.hpp>
 
@@ -11,6 +12,7 @@
 #include "runner/image/image.h"
 #include "runner/step/explain.h"
 #include "runner/step/step.h"
+#include "runner/userns/userns.h"
 
 namespace dfgen {
 namespace {
@@ -18,6 +20,16 @@ namespace {
 int fail(const Error& e) {
   std::fprintf(stderr, "dfrun: %s\n", e.render().c_str());
   return e.exit_code == 0 ? 1 : e.exit_code;
+}
+
+// Subcommands that mount overlays, run containers or touch files owned by
+// other ids: a user who is not root runs them as root of a user namespace,
+// in a second dfrun process (docs/rootless.md); root runs `cmd` here.
+int as_root(char** argv, const std::function<int()>& cmd) {
+  auto inner = userns::reexec_as_root(argv);
+  if (!inner) return fail(inner.error());
+  if (inner->has_value()) return **inner;
+  return cmd();
 }
 
 Result<Store> open_store(const std::string& flag) {
@@ -155,7 +167,7 @@ int main(int argc, char** argv) {
 
   auto* step = app.add_subcommand("step", "run one build step (called by Ninja)");
   step->add_option("spec", spec, "the step spec file")->required();
-  step->callback([&] { code = cmd_step(store_dir, spec); });
+  step->callback([&] { code = as_root(argv, [&] { return cmd_step(store_dir, spec); }); });
 
   auto* imp = app.add_subcommand("import", "load images from a docker-archive, OCI archive or OCI layout");
   imp->add_option("file", file, "the archive or layout")->required();
@@ -182,18 +194,18 @@ int main(int argc, char** argv) {
   // prefix_command() stops parsing there and leaves it in remaining().
   run->prefix_command();
   run->footer("CMD...: command and arguments instead of the image's");
-  run->callback([&] { code = cmd_run(store_dir, image, run->remaining()); });
+  run->callback([&] { code = as_root(argv, [&] { return cmd_run(store_dir, image, run->remaining()); }); });
 
   bool repair = false;
   auto* check = app.add_subcommand("check", "verify the store (blobs, snapshots, cache, tags)");
   check->add_flag("--repair", repair, "remove what is broken and stale temp leftovers");
-  check->callback([&] { code = cmd_check(store_dir, repair); });
+  check->callback([&] { code = as_root(argv, [&] { return cmd_check(store_dir, repair); }); });
 
   std::string keep_storage;
   auto* prune = app.add_subcommand("prune", "garbage-collect unreferenced blobs, snapshots and cache entries");
   prune->add_option("--keep-storage", keep_storage,
                     "keep recently used cache entries while the store stays under SIZE (e.g. 10GB)");
-  prune->callback([&] { code = cmd_prune(store_dir, keep_storage); });
+  prune->callback([&] { code = as_root(argv, [&] { return cmd_prune(store_dir, keep_storage); }); });
 
   std::string explain_dir = ".", explain_what;
   auto* explain = app.add_subcommand("explain", "why a step, or the steps of an image or stage, rebuilt");

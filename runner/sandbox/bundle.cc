@@ -40,7 +40,13 @@ Json mounts(const ContainerSpec& spec, const BundleFiles& files) {
   m.push_back(mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
   // sysfs belongs to a network namespace: the host's is bound read-only when
   // sharing it (runc falls back to a bind mount when sysfs is refused).
-  m.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
+  // Rootless, a sysfs mount needs a netns our user namespace owns and no
+  // hidden parts of the host's: the host's is bound read-only instead.
+  if (files.rootless) {
+    m.push_back(mount("/sys", "bind", "/sys", {"rbind", "nosuid", "noexec", "nodev", "ro"}));
+  } else {
+    m.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
+  }
   m.push_back(mount("/etc/resolv.conf", "bind", files.resolv_conf, {"rbind", "ro", "nosuid", "nodev", "noexec"}));
   m.push_back(mount("/etc/hosts", "bind", files.hosts, {"rbind", "ro", "nosuid", "nodev", "noexec"}));
   for (const auto& b : spec.mounts) {

@@ -14,6 +14,9 @@ struct BundleFiles {
   std::string hosts;        // host path of the generated /etc/hosts
   std::string resolv_conf;  // host path of the generated /etc/resolv.conf
   std::string netns;        // a network namespace to join; empty: a new one (or host)
+  // Running in a user namespace (rootless dfrun): sysfs may not be mountable
+  // there, so /sys is the host's, bound read-only.
+  bool rootless = false;
 };
 
 // config.json (OCI runtime spec 1.0.2) as runc reads it.

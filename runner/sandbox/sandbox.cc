@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -19,6 +20,7 @@
 #include "runner/sandbox/bundle.h"
 #include "runner/sandbox/network.h"
 #include "runner/sandbox/rootfs.h"
+#include "runner/userns/userns.h"
 
 extern char** environ;
 
@@ -170,11 +172,14 @@ void feed(UniqueFd fd, std::string data) {
   }
 }
 
-Result<int> run_runc(const std::string& bundle, const std::string& stdin_data) {
+Result<int> run_runc(const std::string& bundle, const std::string& stdin_data, bool rootless) {
   std::string id = unique_id();
   std::string state = path_join(bundle, "runc");
   std::string log = path_join(bundle, "runc.log");
+  // Rootless: runc shares our user namespace and leaves cgroups alone (the
+  // cgroup fs is not ours to write).
   std::vector<std::string> runc = {"runc", "--root", state};
+  if (rootless) runc.push_back("--rootless=true");
   std::vector<std::string> args = runc;
   args.insert(args.end(), {"--log", log, "--log-format", "json", "run", "--bundle", bundle, id});
 
@@ -197,9 +202,12 @@ Result<int> run_runc(const std::string& bundle, const std::string& stdin_data) {
   auto waited = wait_or_interrupt(pid);
   if (!waited.ok() || !waited->has_value()) {
     // Interrupted (or lost track of runc): the container must not outlive us.
-    runc_quietly({"runc", "--root", state, "kill", id, "KILL"});
+    std::vector<std::string> kill = runc, del = runc;
+    kill.insert(kill.end(), {"kill", id, "KILL"});
+    del.insert(del.end(), {"delete", "--force", id});
+    runc_quietly(kill);
     (void)wait_exit(pid);
-    runc_quietly({"runc", "--root", state, "delete", "--force", id});
+    runc_quietly(del);
     if (feeder.joinable()) feeder.join();
     if (!waited.ok()) return std::move(waited).error();
     Error e(fmt::format("interrupted by signal {}; container killed",
@@ -224,11 +232,20 @@ Result<int> run(const ContainerSpec& spec, const std::string& work_dir) {
   ContainerSpec s = spec;
   s.rootfs = rootfs;
 
-  BundleFiles files{path_join(bundle, "hosts"), path_join(bundle, "resolv.conf"), ""};
+  BundleFiles files{path_join(bundle, "hosts"), path_join(bundle, "resolv.conf"), "",
+                    userns::in_user_namespace()};
   std::optional<PrivateNetwork> net;
   if (spec.network == Network::Private) {
     // Without slirp4netns a private network has only loopback, like None.
     if (std::string slirp = find_slirp4netns(); !slirp.empty()) {
+      // Root opens any device; a rootless slirp4netns needs the tun device
+      // open to all, as udev makes it on most hosts.
+      if (files.rootless && ::access("/dev/net/tun", R_OK | W_OK) != 0) {
+        return Error(fmt::format("open /dev/net/tun for slirp4netns: {}: rootless builds need it "
+                                 "open to all users (`chmod 0666 /dev/net/tun` as root, as udev "
+                                 "sets it on most hosts)",
+                                 std::strerror(errno)));
+      }
       DFGEN_TRY(auto n, PrivateNetwork::create(path_join(bundle, "netns"), slirp));
       net.emplace(std::move(n));
       files.netns = net->path();
@@ -247,7 +264,7 @@ Result<int> run(const ContainerSpec& spec, const std::string& work_dir) {
   Json config = oci_config(s, files);
   DFGEN_CHECK(write_file_atomic(path_join(bundle, "config.json"), config.dump(2)));
   MountStubs stubs(rootfs, mount_destinations(config));
-  auto result = run_runc(bundle, spec.process.stdin_data);
+  auto result = run_runc(bundle, spec.process.stdin_data, files.rootless);
   stubs.cleanup();
   return result;
 }

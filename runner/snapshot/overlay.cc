@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "runner/userns/userns.h"
 
 namespace dfgen::snapshot {
 
@@ -54,6 +55,7 @@ Result<std::string> escape_option_path(const std::string& path) {
 struct Layout {
   std::vector<std::string> lowers;  // top first, as overlay wants them
   std::string upper, work;
+  bool userxattr = false;           // rootless: user.overlay.* instead of trusted.overlay.*
 };
 
 Result<std::string> option_data(const Layout& l) {
@@ -66,6 +68,7 @@ Result<std::string> option_data(const Layout& l) {
   DFGEN_TRY(std::string up, escape_option_path(l.upper));
   DFGEN_TRY(std::string wk, escape_option_path(l.work));
   data += ",upperdir=" + up + ",workdir=" + wk;
+  if (l.userxattr) data += ",userxattr";
   return data;
 }
 
@@ -97,7 +100,7 @@ Status mount_in_dir(const std::string& dir, const std::string& data, const std::
 // no page limit applies. Used for stacks too long for mount(2).
 Status mount_with_fsconfig(const std::vector<std::string>& lowers_top_first,
                            const std::string& upper, const std::string& work,
-                           const std::string& target) {
+                           bool userxattr, const std::string& target) {
   UniqueFd fs(::fsopen("overlay", FSOPEN_CLOEXEC));
   if (!fs) return Error::sys("fsopen overlay");
   auto set = [&](const char* key, const std::string& value) -> Status {
@@ -109,6 +112,9 @@ Status mount_with_fsconfig(const std::vector<std::string>& lowers_top_first,
   for (const auto& l : lowers_top_first) DFGEN_CHECK(set("lowerdir+", l));
   DFGEN_CHECK(set("upperdir", upper));
   DFGEN_CHECK(set("workdir", work));
+  if (userxattr && ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, "userxattr", nullptr, 0) != 0) {
+    return Error::sys("overlay option userxattr");
+  }
   if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
     return Error::sys("create overlay");
   }
@@ -121,9 +127,9 @@ Status mount_with_fsconfig(const std::vector<std::string>& lowers_top_first,
 }
 
 Status do_mount(const std::vector<std::string>& lowers_top_first, const std::string& upper,
-                const std::string& work, const std::string& target) {
+                const std::string& work, bool userxattr, const std::string& target) {
   // 1. Absolute paths, when they fit.
-  Layout abs{lowers_top_first, upper, work};
+  Layout abs{lowers_top_first, upper, work, userxattr};
   DFGEN_TRY(std::string data, option_data(abs));
   if (data.size() <= kMaxMountData) {
     if (::mount("overlay", target.c_str(), "overlay", 0, data.c_str()) != 0) {
@@ -136,13 +142,14 @@ Status do_mount(const std::vector<std::string>& lowers_top_first, const std::str
   for (const auto& p : lowers_top_first) parent = common_parent(parent, p);
   parent = common_parent(parent, work);
   Layout rel;
+  rel.userxattr = userxattr;
   for (const auto& p : lowers_top_first) rel.lowers.push_back(relative_to(parent, p));
   rel.upper = relative_to(parent, upper);
   rel.work = relative_to(parent, work);
   DFGEN_TRY(data, option_data(rel));
   if (data.size() <= kMaxMountData) return mount_in_dir(parent, data, target);
   // 3. One lower dir at a time through the new mount API.
-  Status st = mount_with_fsconfig(lowers_top_first, upper, work, target);
+  Status st = mount_with_fsconfig(lowers_top_first, upper, work, userxattr, target);
   if (st.ok()) return st;
   return Error(fmt::format(
       "{} lower dirs need {} bytes of mount options, over the limit of {} "
@@ -172,7 +179,9 @@ Result<OverlayMount> OverlayMount::mount(const std::vector<std::string>& lowers,
     empty_lower = tmpl;
     top_first.push_back(empty_lower);
   }
-  Status st = do_mount(top_first, abs_upper, abs_work, abs_target);
+  // In a user namespace (rootless) overlay may not use trusted.* xattrs; with
+  // `userxattr` it keeps opaque marks and the like in user.overlay.*.
+  Status st = do_mount(top_first, abs_upper, abs_work, userns::in_user_namespace(), abs_target);
   if (!empty_lower.empty()) ::rmdir(empty_lower.c_str());
   if (!st.ok()) return std::move(st).error().context("mount overlay");
   return OverlayMount(abs_target);
