@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -15,6 +16,7 @@
 #include "core/reference.h"
 #include "core/registry.h"
 #include "core/store.h"
+#include "generator/graph/affected.h"
 #include "generator/graph/bases.h"
 #include "generator/graph/graph.h"
 #include "generator/lint/lint.h"
@@ -44,6 +46,7 @@ struct Args {
   std::vector<std::string> allow;   // --allow network.host | security.insecure
   std::string format = "ninja";   // or "cmake" (graph::Options::format)
   std::vector<std::string> secrets;   // --secret id=ID,src=FILE | id=ID,env=VAR
+  int run_jobs = 0;   // --run-jobs: depth of the Ninja pool of RUN steps (0: the number of cores)
   bool check = false;   // --check: run the build checks only
 };
 
@@ -363,6 +366,7 @@ int generate(const Args& a, int argc, char** argv) {
     o.outputs.push_back(*out);
   }
   o.format = a.format;
+  o.run_jobs = a.run_jobs > 0 ? a.run_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto secrets = parse_secrets(a.secrets);
   if (!secrets) return fail(secrets.error());
   o.secrets = *secrets;
@@ -427,7 +431,27 @@ int cmd_inspect(const Args& a) {
   return 0;
 }
 
+// dfgen affected [-B BUILD_DIR] FILE...: the stages and images whose steps
+// read FILEs, from the edges of BUILD_DIR/build.ninja (docs/insight.md).
+int cmd_affected(const std::string& build_dir, const std::vector<std::string>& files) {
+  auto text = read_file(path_join(build_dir, "build.ninja"));
+  if (!text) return fail(std::move(text).error().context("read build.ninja (run dfgen first, or pass -B)"));
+  auto g = graph::parse_ninja_graph(*text);
+  if (!g) return fail(g.error());
+  std::set<std::string> abs;
+  for (const auto& f : files) {
+    auto p = absolute_path(f);   // a deleted file keeps the path it was read at
+    if (p) abs.insert(*p);
+    else if (auto dir = absolute_path(dirname_of(f))) abs.insert(path_join(*dir, basename_of(f)));
+    else abs.insert(f);
+  }
+  for (const auto& t : graph::affected_targets(*g, abs)) std::printf("%s\n", t.c_str());
+  return 0;
+}
+
 void add_build_options(CLI::App* app, Args& a) {
+  app->add_option("--run-jobs", a.run_jobs, "how many RUN steps Ninja runs at once (its run_pool; default: the number of cores)")
+      ->check(CLI::PositiveNumber);
   app->add_option("context", a.context, "the build context (default .)");
   app->add_option("-f,--file", a.file, "the Dockerfile (default CONTEXT/Dockerfile)");
   app->add_option("-t,--tag", a.tags, "NAME[:TAG], repeatable (default: the context folder's name)");
@@ -461,8 +485,14 @@ int main(int argc, char** argv) {
   Args inspect_args = args;
   auto* inspect = app.add_subcommand("inspect", "print the resolved plan as JSON");
   add_build_options(inspect, inspect_args);
+  std::string affected_dir = ".";
+  std::vector<std::string> affected_files;
+  auto* affected = app.add_subcommand("affected", "print the stages and images whose steps read FILEs");
+  affected->add_option("-B,--build-dir", affected_dir, "the build dir (default .)");
+  affected->add_option("files", affected_files, "context files")->required();
   CLI11_PARSE(app, argc, argv);
   if (parse->parsed()) return cmd_parse(parse_file);
+  if (affected->parsed()) return cmd_affected(affected_dir, affected_files);
   if (inspect->parsed()) return cmd_inspect(inspect_args);
   if (args.check) return cmd_check(args);
   return generate(args, argc, argv);

@@ -1,5 +1,6 @@
 #include "generator/graph/graph.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/context.h"
@@ -11,6 +12,9 @@ namespace dfgen::graph {
 namespace {
 
 constexpr const char* kStateDir = ".dfgen";
+// RUN steps share one job budget with the rest of `ninja -j` (dfgen --run-jobs);
+// COPY and other steps stay outside it (docs/insight.md).
+constexpr const char* kRunPool = "run_pool";
 
 // Everything that one write() accumulates.
 struct Builder {
@@ -21,7 +25,9 @@ struct Builder {
   std::set<std::string> regen_inputs;
   std::map<int, std::string> stage_result;   // stage index -> result file of its last step
   std::vector<ninja::Edge> edges;            // the step and image edges, for --format=cmake
-  void edge(const ninja::Edge& e) {
+  std::set<std::string> run_results;         // results of RUN steps: their edges go to run_pool
+  void edge(ninja::Edge e) {
+    if (e.rule == "step" && !e.outputs.empty() && run_results.count(e.outputs.front())) e.vars["pool"] = kRunPool;
     out.edge(e);
     edges.push_back(e);
   }
@@ -171,6 +177,7 @@ struct Builder {
     DFGEN_TRY(std::string parent, stage_base(stage));
     for (const auto& step : stage.steps) {
       std::string result = fmt::format("{}/s{}-{}.result", kStateDir, stage.index, step.index);
+      if (step.op.value("kind", "") == "run") run_results.insert(result);
       DFGEN_CHECK(add_step(stage, step, parent, result));
       parent = result;
     }
@@ -213,6 +220,7 @@ struct Builder {
     out.variable("ninja_required_version", "1.10");
     out.variable("dfrun", ninja::shell_quote(opts.dfrun));
     out.variable("store", ninja::shell_quote(opts.store_root));
+    out.pool(kRunPool, std::max(1, opts.run_jobs));
     out.rule({.name = "step", .command = "$dfrun --store $store step $in", .description = "$desc", .restat = true});
     out.rule({.name = "image", .command = "$dfrun --store $store step $in", .description = "$desc", .restat = true});
     out.rule({.name = "regen", .command = opts.regen_command, .description = "Regenerating build.ninja",

@@ -41,6 +41,9 @@ struct Options {
   // dfgen --secret: id -> {"src": absolute file} or {"env": VAR}. Only where
   // dfrun reads the secret goes into the specs, never its value (docs/mounts.md).
   std::map<std::string, Json> secrets;
+  // dfgen --run-jobs: RUN steps go into the Ninja pool "run_pool" of this
+  // depth, so containers and other jobs of one `ninja -j` do not oversubscribe.
+  int run_jobs = 1;
 };
 
 // Writes build.ninja (always) and the step specs (only when they change).

@@ -40,6 +40,10 @@ void Writer::variable(const std::string& name, const std::string& value) {
   out_ += name + " = " + escape_value(value) + "\n";
 }
 
+void Writer::pool(const std::string& name, int depth) {
+  out_ += "pool " + name + "\n  depth = " + std::to_string(depth) + "\n\n";
+}
+
 void Writer::rule(const Rule& r) {
   out_ += "rule " + r.name + "\n";
   out_ += "  command = " + r.command + "\n";

@@ -31,6 +31,8 @@ class Writer {
  public:
   void comment(const std::string& text);
   void variable(const std::string& name, const std::string& value);
+  // "pool NAME / depth = N": edges naming it run at most N at a time.
+  void pool(const std::string& name, int depth);
   void rule(const Rule& r);
   void edge(const Edge& e);
   void phony(const std::string& name, const std::vector<std::string>& inputs);

@@ -91,9 +91,10 @@ void explain_op(const Json& prev, const Json& cur, std::vector<std::string>& lin
   }
 }
 
+// A file's record is [mode] or [mode, digest or link target].
 std::string file_state(const Json& entry) {
-  if (!entry.is_array() || entry.size() < 3) return "";
-  return entry[2].get<std::string>();
+  if (!entry.is_array() || entry.size() < 2 || !entry[1].is_string()) return "";
+  return entry[1].get<std::string>();
 }
 
 void explain_files(const Json& prev, const Json& cur, std::vector<std::string>& lines) {
@@ -107,8 +108,8 @@ void explain_files(const Json& prev, const Json& cur, std::vector<std::string>& 
     if (!b.contains(name)) { lines.push_back(name + ": removed"); continue; }
     const Json &x = a[name], &y = b[name];
     if (x == y) continue;
-    if (x.size() >= 2 && y.size() >= 2 && x[1] != y[1])
-      lines.push_back(fmt::format("{}: mode {:o} -> {:o}", name, x[1].get<unsigned>(), y[1].get<unsigned>()));
+    if (!x.empty() && !y.empty() && x[0].is_number() && y[0].is_number() && x[0] != y[0])
+      lines.push_back(fmt::format("{}: mode {:o} -> {:o}", name, x[0].get<unsigned>(), y[0].get<unsigned>()));
     std::string s = file_state(x), t = file_state(y);
     if (s == t) continue;
     if (s.starts_with("sha256:") && t.starts_with("sha256:"))
@@ -179,7 +180,8 @@ Status collect_chain(const std::string& build_dir, const std::string& result_rel
   const Json& io = spec.value("io", Json::object());
   if (io.contains("parent") && io["parent"].is_string())
     DFGEN_CHECK(collect_chain(build_dir, io["parent"], seen, order));
-  for (const auto& [name, file] : io.value("from", Json::object()).items())
+  const Json from = io.value("from", Json::object());   // a named copy: items() does not own it
+  for (const auto& [name, file] : from.items())
     DFGEN_CHECK(collect_chain(build_dir, file.get<std::string>(), seen, order));
   if (spec["op"].value("kind", "") != "image") order.push_back(result_rel);
   return ok_status();
@@ -240,7 +242,8 @@ Status record_inputs(const Spec& spec, const Json& record) {
 std::string ResultNamer::base_name(const std::string& manifest_digest) const {
   auto pins = read_json_file(path_join(build_dir, ".dfgen/pins.json"));
   if (!pins.ok() || !pins->is_object()) return "";
-  for (const auto& [ref, pin] : pins->value("pins", Json::object()).items())
+  const Json all = pins->value("pins", Json::object());
+  for (const auto& [ref, pin] : all.items())
     if (pin.is_object() && pin.value("digest", "") == manifest_digest) return ref;
   return "";
 }
