@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Differential test: builds every case (tests/differential/cases/NAME/Dockerfile
+# and its context) with dfgen + ninja and with BuildKit (`docker build`,
+# DOCKER_BUILDKIT=1, on the dockerd of scripts/start-dockerd.sh), then compares
+# the two images with compare.py (config fields and file trees) against
+# allowlist.txt. See docs/differential.md.
+#
+# Usage: tests/differential/run.sh [CASE...]      (no names: every case)
+# Needs dfgen, dfrun and ninja on PATH, DFGEN_STORE set (the e2e harness does
+# both), root, and the fixtures (scripts/fixtures.sh busybox debian).
+# Environment: DOCKER (default /usr/bin/docker: Debian's 20.10 client builds
+# with BuildKit itself; a Docker 28 client wants the buildx plugin),
+# DIFF_WORK (where builds go; default a temp dir, kept on failure).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+DOCKER=${DOCKER:-/usr/bin/docker}
+FIXTURES=${DFGEN_FIXTURES:-/var/cache/dfgen-fixtures}
+WORK=${DIFF_WORK:-$(mktemp -d /tmp/dfgen-differential.XXXXXX)}
+: "${DFGEN_STORE:?set DFGEN_STORE to the store dfgen builds into}"
+
+die() { echo "differential: $*" >&2; exit 2; }
+
+# docker_image NAME:TAG FIXTURE: the fixture's image under NAME:TAG in dockerd,
+# loaded only when the tag names another image (the fixture's config file name
+# is its image ID).
+docker_image() {
+  local ref=$1 fixture=$2 archive="$FIXTURES/$2.tar" id
+  id=sha256:$(tar -xOf "$archive" manifest.json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Config"][:-5])')
+  if [ "$("$DOCKER" image inspect -f '{{.Id}}' "$ref" 2>/dev/null)" != "$id" ]; then
+    "$DOCKER" load -q -i "$archive" >/dev/null
+    "$DOCKER" tag "$id" "$ref"
+  fi
+}
+
+prepare() {
+  PATH="$(dirname "$DOCKER"):$PATH" bash "$SRC/scripts/start-dockerd.sh" || die "no docker daemon"
+  bash "$SRC/scripts/fixtures.sh" busybox debian >/dev/null || die "fixtures.sh failed"
+  docker_image busybox:latest busybox
+  docker_image debian:bookworm debian
+  # dfgen resolves the same names in its store.
+  dfrun import "$FIXTURES/busybox.tar" -t busybox:latest >/dev/null
+  dfrun import "$FIXTURES/debian.tar" -t debian:bookworm >/dev/null
+}
+
+# run_case NAME: 0 when the images match (allowed differences aside).
+run_case() {
+  local name=$1 ctx="$HERE/cases/$1" out="$WORK/$1"
+  [ -f "$ctx/Dockerfile" ] || die "no case $name"
+  rm -rf "$out" && mkdir -p "$out"
+  local tag="dfgen-differential/$name:latest"
+  if ! DOCKER_BUILDKIT=1 "$DOCKER" build --no-cache -t "$tag" "$ctx" >"$out/buildkit.log" 2>&1; then
+    echo "$name: docker build failed:"; tail -20 "$out/buildkit.log"; return 1
+  fi
+  "$DOCKER" save -o "$out/buildkit.tar" "$tag"
+  "$DOCKER" rmi "$tag" >/dev/null
+  # The context first: --output takes every word up to the next option.
+  if ! { dfgen "$ctx" -B "$out/build" -t "dfgen-differential-$name" \
+           --output "type=docker,dest=$out/dfgen.tar" && ninja -C "$out/build"; } \
+         >"$out/dfgen.log" 2>&1; then
+    echo "$name: dfgen build failed:"; tail -20 "$out/dfgen.log"; return 1
+  fi
+  python3 "$HERE/compare.py" "$name" "$out/buildkit.tar" "$out/dfgen.tar" "$HERE/allowlist.txt"
+}
+
+main() {
+  local cases=("$@") failed=()
+  if [ ${#cases[@]} -eq 0 ]; then
+    for d in "$HERE"/cases/*/; do cases+=("$(basename "$d")"); done
+  fi
+  prepare
+  for name in "${cases[@]}"; do
+    echo "=== $name"
+    run_case "$name" || failed+=("$name")
+  done
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "differential: ${#failed[@]} case(s) differ: ${failed[*]} (builds kept in $WORK)"
+    exit 1
+  fi
+  [ -n "${DIFF_WORK:-}" ] || rm -rf "$WORK"
+  echo "differential: ${#cases[@]} case(s) match"
+}
+
+main "$@"

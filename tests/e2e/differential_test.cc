@@ -1,0 +1,42 @@
+// The differential test (tests/differential, docs/differential.md): every case
+// is built by dfgen + ninja and by BuildKit (docker build on the dockerd of
+// scripts/start-dockerd.sh), and the two images must match (config fields and
+// file trees) up to tests/differential/allowlist.txt. One test per case, so a
+// failure names it and shows the readable diff.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "tests/e2e/harness.h"
+
+namespace dfgen::e2e {
+namespace {
+
+std::vector<std::string> cases() {
+  std::vector<std::string> names;
+  for (const auto& d : std::filesystem::directory_iterator(source_dir() + "/tests/differential/cases"))
+    if (std::filesystem::exists(d.path() / "Dockerfile")) names.push_back(d.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+class Differential : public testing::TestWithParam<std::string> {};
+
+TEST_P(Differential, SameImageAsBuildKit) {
+  Output r = sh("bash '" + source_dir() + "/tests/differential/run.sh' '" + GetParam() + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(count_lines_with(r.output, "differential: 1 case(s) match"), 1) << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, Differential, testing::ValuesIn(cases()),
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           std::string n = info.param;
+                           for (char& c : n)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+TEST(Differential, CorpusIsThere) { EXPECT_GE(cases().size(), 10u); }
+
+}  // namespace
+}  // namespace dfgen::e2e
