@@ -47,6 +47,15 @@ TEST(OciConfig, Process) {
               ::testing::Contains("/proc/sys"));
 }
 
+TEST(OciConfig, RootlessBindsTheHostsSysReadOnly) {
+  BundleFiles files = kFiles;
+  files.rootless = true;
+  Json c = oci_config(spec(), files);
+  EXPECT_EQ(c["mounts"][5], Json({{"destination", "/sys"}, {"type", "bind"}, {"source", "/sys"},
+                                  {"options", {"rbind", "nosuid", "noexec", "nodev", "ro"}}}));
+  EXPECT_EQ(oci_config(spec(), kFiles)["mounts"][5]["type"], "sysfs");
+}
+
 TEST(OciConfig, Mounts) {
   Json c = oci_config(spec(), kFiles);
   EXPECT_EQ(mount_destinations(c),

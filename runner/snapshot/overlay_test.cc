@@ -1,16 +1,23 @@
 // Needs root (mounts overlayfs), as the runner's tests do in CI.
 #include "runner/snapshot/overlay.h"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include <gtest/gtest.h>
 
 #include "core/fs.h"
+#include "runner/userns/userns.h"
 
 namespace dfgen::snapshot {
 namespace {
@@ -71,6 +78,83 @@ TEST_F(OverlayTest, ThreeLowersWithWhiteoutAndOpaqueDir) {
   ASSERT_TRUE(m->unmount().ok());
   EXPECT_FALSE(path_exists(path("merged/created")));
   EXPECT_TRUE(m->target().empty());
+}
+
+// Runs `body` in a child that is root of a new user namespace (ids 0..65535
+// mapped as they are: we are root) with a mount namespace of its own, as a
+// rootless dfrun runs. Returns the child's exit code; the body reports
+// what failed on stderr.
+int in_new_user_namespace(const std::function<int()>& body) {
+  int ready[2], go[2];
+  if (::pipe(ready) != 0 || ::pipe(go) != 0) return -1;
+  pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    char c = 0;
+    if (::unshare(CLONE_NEWUSER) != 0 || ::write(ready[1], "u", 1) != 1) ::_exit(90);
+    if (::read(go[0], &c, 1) != 1) ::_exit(91);
+    if (::unshare(CLONE_NEWNS) != 0) ::_exit(92);
+    if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(93);
+    ::_exit(body());
+  }
+  char c = 0;
+  if (::read(ready[0], &c, 1) == 1) {
+    for (const char* map : {"uid_map", "gid_map"}) {
+      UniqueFd fd(::open(fmt::format("/proc/{}/{}", pid, map).c_str(), O_WRONLY | O_CLOEXEC));
+      (void)!::write(fd.get(), "0 0 65536\n", 10);
+    }
+  }
+  (void)!::write(go[1], "g", 1);
+  for (int fd : {ready[0], ready[1], go[0], go[1]}) ::close(fd);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define CHILD_REQUIRE(cond)                                            \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      std::fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); \
+      return 1;                                                        \
+    }                                                                  \
+  } while (0)
+
+std::string xattr(const std::string& path, const char* name) {
+  char buf[16];
+  ssize_t n = ::lgetxattr(path.c_str(), name, buf, sizeof buf);
+  return n < 0 ? "" : std::string(buf, static_cast<size_t>(n));
+}
+
+// Rootless: overlay is mounted with userxattr, so it reads and writes its
+// marks as user.overlay.* (trusted.overlay.* means nothing to it there).
+TEST_F(OverlayTest, InAUserNamespaceUsesUserXattrs) {
+  write("l1/a/gone", "1");
+  write("l1/d/old", "1");
+  write("l1/t/old", "1");
+  write("l1/r/old", "1");
+  ASSERT_TRUE(make_dirs(path("l2/d")).ok());
+  ASSERT_TRUE(make_dirs(path("l2/t")).ok());
+  write("l2/d/new", "2");
+  ASSERT_EQ(::setxattr(path("l2/d").c_str(), "user.overlay.opaque", "y", 1, 0), 0);
+  ASSERT_EQ(::setxattr(path("l2/t").c_str(), "trusted.overlay.opaque", "y", 1, 0), 0);
+  int code = in_new_user_namespace([&] {
+    CHILD_REQUIRE(userns::in_user_namespace());
+    auto m = OverlayMount::mount({path("l1"), path("l2")}, path("upper"), path("work"), path("merged"));
+    if (!m.ok()) std::fprintf(stderr, "%s\n", m.error().message.c_str());
+    CHILD_REQUIRE(m.ok());
+    CHILD_REQUIRE(!path_exists(path("merged/d/old")));   // user.overlay.opaque honoured
+    CHILD_REQUIRE(path_exists(path("merged/t/old")));    // trusted.overlay.opaque not
+    // A deleted lower file: a whiteout; a replaced dir: opaque, the user.* way.
+    CHILD_REQUIRE(::unlink(path("merged/a/gone").c_str()) == 0);
+    CHILD_REQUIRE(remove_all(path("merged/r")).ok());
+    CHILD_REQUIRE(::mkdir(path("merged/r").c_str(), 0755) == 0);
+    CHILD_REQUIRE(is_whiteout(path("upper/a/gone")));
+    CHILD_REQUIRE(xattr(path("upper/r"), "user.overlay.opaque") == "y");
+    CHILD_REQUIRE(m->unmount().ok());
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(xattr(path("upper/r"), "trusted.overlay.opaque"), "");
 }
 
 TEST_F(OverlayTest, NoLowersMountsAnEmptyRoot) {
