@@ -3,6 +3,7 @@
 // Real dfgen, ninja and dfrun over the busybox fixture (docs/insight.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "core/sha256.h"
@@ -20,6 +21,7 @@ std::string short_digest(const std::string& content) { return "sha256:" + sha256
 // built on one and copying from the other, an ignored and an unread file.
 struct Project {
   std::string ctx, b;
+  std::string busybox = fixture("busybox");   // what the name busybox stands for
   explicit Project(const std::string& name) : ctx(temp_dir(name + "-ctx")), b(temp_dir(name + "-build")) {
     // A nonce per test run keeps the shared test store from answering the first build.
     std::string nonce = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());
@@ -43,7 +45,7 @@ struct Project {
   }
   Output generate(const std::string& extra = "") {
     return sh("dfgen " + q(ctx) + " -B " + q(b) + " -t insight --build-context busybox=docker-image://" +
-              fixture("busybox") + " " + extra);
+              busybox + " " + extra);
   }
   Output ninja() { return sh("ninja -C " + q(b)); }
   Output explain(const std::string& what) { return sh("dfrun explain -C " + q(b) + " " + what); }
@@ -102,6 +104,31 @@ TEST(Explain, AnArgChangeIsOneLine) {
   EXPECT_EQ(count_lines_with(chain.output, "COPY app/"), 0) << chain.output;   // its key did not change
   Output version = sh("dfrun run insight cat /version");
   EXPECT_NE(version.output.find(" 1.3\n"), std::string::npos) << version.output;
+}
+
+TEST(Explain, ABaseImageWithANewDigestIsNamed) {
+  Project p("explain-base");
+  ASSERT_EQ(p.generate().exit_code, 0);
+  ASSERT_EQ(p.ninja().exit_code, 0);
+  // A new manifest for the name busybox: the fixture with one more label
+  // (same layers), made by dfgen itself.
+  std::string nonce = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());
+  std::string ctx = temp_dir("explain-base-image"), b = temp_dir("explain-base-image-build");
+  write_file(ctx + "/Dockerfile", "FROM busybox\nLABEL nonce=" + nonce + "\n");
+  Output made = sh("dfgen " + q(ctx) + " -B " + q(b) + " -t insight-base:" + nonce +
+                   " --build-context busybox=docker-image://" + p.busybox + " && ninja -C " + q(b));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  p.busybox = "insight-base:" + nonce;
+  ASSERT_EQ(p.generate().exit_code, 0);
+  Output second = p.ninja();
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+
+  Output one = p.explain(p.step("COPY app/ /app/"));
+  EXPECT_EQ(std::count(one.output.begin(), one.output.end(), '\n'), 1) << one.output;
+  EXPECT_TRUE(one.output.starts_with("base image busybox re-resolved to a new digest (sha256:")) << one.output;
+  Output chain = p.explain("insight");   // both stages start from it
+  EXPECT_EQ(count_lines_with(chain.output, "  base image busybox re-resolved to a new digest"), 2) << chain.output;
+  EXPECT_EQ(count_lines_with(chain.output, "  --from step [other 2/2] changed"), 1) << chain.output;
 }
 
 TEST(Explain, UnknownTargetIsAnError) {
