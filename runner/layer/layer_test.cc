@@ -15,6 +15,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "runner/userns/test_util.h"
+
 namespace dfgen::layer {
 namespace {
 
@@ -274,6 +276,33 @@ TEST_F(LayerTest, WhiteoutsBothWays) {
   EXPECT_EQ(got["opq"].xattrs, (X{{"trusted.overlay.opaque", "y"}}));
   EXPECT_EQ(got["uopq"].xattrs, (X{{"trusted.overlay.opaque", "y"}}));
   EXPECT_EQ(got["plain"].xattrs, X{});
+  EXPECT_EQ(got["opq/kept"].content, "k");
+}
+
+// Rootless dfrun extracts in a user namespace, where trusted.* xattrs are
+// refused: opaque dirs get the user.overlay.* form its overlay reads.
+TEST_F(LayerTest, ExtractionInAUserNamespaceMarksOpaqueTheUserWay) {
+  std::string upper = new_dir("upper");
+  must(::mknod((upper + "/gone").c_str(), S_IFCHR, makedev(0, 0)), "mknod");
+  must(::mkdir((upper + "/opq").c_str(), 0755), "mkdir");
+  must(::setxattr((upper + "/opq").c_str(), "trusted.overlay.opaque", "y", 1, 0), "setxattr");
+  write(upper + "/opq/kept", "k");
+  auto info = write_layer(*store_, upper);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  std::string blob = store_->blob_path(info->blob.digest);
+  std::string dst = new_dir("dst");
+  int code = userns::run_in_new_user_namespace([&] {
+    auto st = extract_layer(blob, dst);
+    if (!st.ok()) std::fprintf(stderr, "%s\n", st.error().message.c_str());
+    CHILD_REQUIRE(st.ok());
+    return 0;
+  });
+  ASSERT_EQ(code, 0);
+  auto got = scan(dst);
+  using X = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(got["opq"].xattrs, (X{{"user.overlay.opaque", "y"}}));
+  EXPECT_TRUE(S_ISCHR(got["gone"].mode));
+  EXPECT_EQ(got["gone"].rdev, makedev(0, 0));
   EXPECT_EQ(got["opq/kept"].content, "k");
 }
 

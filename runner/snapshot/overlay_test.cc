@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "core/fs.h"
+#include "runner/userns/test_util.h"
 #include "runner/userns/userns.h"
 
 namespace dfgen::snapshot {
@@ -80,45 +81,6 @@ TEST_F(OverlayTest, ThreeLowersWithWhiteoutAndOpaqueDir) {
   EXPECT_TRUE(m->target().empty());
 }
 
-// Runs `body` in a child that is root of a new user namespace (ids 0..65535
-// mapped as they are: we are root) with a mount namespace of its own, as a
-// rootless dfrun runs. Returns the child's exit code; the body reports
-// what failed on stderr.
-int in_new_user_namespace(const std::function<int()>& body) {
-  int ready[2], go[2];
-  if (::pipe(ready) != 0 || ::pipe(go) != 0) return -1;
-  pid_t pid = ::fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    char c = 0;
-    if (::unshare(CLONE_NEWUSER) != 0 || ::write(ready[1], "u", 1) != 1) ::_exit(90);
-    if (::read(go[0], &c, 1) != 1) ::_exit(91);
-    if (::unshare(CLONE_NEWNS) != 0) ::_exit(92);
-    if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(93);
-    ::_exit(body());
-  }
-  char c = 0;
-  if (::read(ready[0], &c, 1) == 1) {
-    for (const char* map : {"uid_map", "gid_map"}) {
-      UniqueFd fd(::open(fmt::format("/proc/{}/{}", pid, map).c_str(), O_WRONLY | O_CLOEXEC));
-      (void)!::write(fd.get(), "0 0 65536\n", 10);
-    }
-  }
-  (void)!::write(go[1], "g", 1);
-  for (int fd : {ready[0], ready[1], go[0], go[1]}) ::close(fd);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-#define CHILD_REQUIRE(cond)                                            \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      std::fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      return 1;                                                        \
-    }                                                                  \
-  } while (0)
-
 std::string xattr(const std::string& path, const char* name) {
   char buf[16];
   ssize_t n = ::lgetxattr(path.c_str(), name, buf, sizeof buf);
@@ -137,7 +99,7 @@ TEST_F(OverlayTest, InAUserNamespaceUsesUserXattrs) {
   write("l2/d/new", "2");
   ASSERT_EQ(::setxattr(path("l2/d").c_str(), "user.overlay.opaque", "y", 1, 0), 0);
   ASSERT_EQ(::setxattr(path("l2/t").c_str(), "trusted.overlay.opaque", "y", 1, 0), 0);
-  int code = in_new_user_namespace([&] {
+  int code = userns::run_in_new_user_namespace([&] {
     CHILD_REQUIRE(userns::in_user_namespace());
     auto m = OverlayMount::mount({path("l1"), path("l2")}, path("upper"), path("work"), path("merged"));
     if (!m.ok()) std::fprintf(stderr, "%s\n", m.error().message.c_str());
