@@ -9,6 +9,40 @@
 
 namespace dfgen::step {
 
+namespace {
+
+// An image whose manifest, config and layers are all still in the store.
+bool image_complete(const Store& store, const Descriptor& manifest) {
+  auto rec = load_image(store, manifest);
+  if (!rec.ok()) return false;
+  for (const auto& l : rec->layers)
+    if (!store.has_blob(l.digest)) return false;
+  return true;
+}
+
+// The same layers, history, config and creation time give the same image:
+// without SOURCE_DATE_EPOCH the creation time is the first build's, so a
+// rebuild from cache (a fresh build dir, `ninja -t clean`) keeps the digest.
+Result<Descriptor> cached_or_new_image(Store& store, const StepResult& parent,
+                                       const image::ImageInput& input, const Json& op) {
+  Json layers = Json::array();
+  for (const auto& l : input.layers) layers.push_back(l.blob.digest);
+  std::string key = sha256_digest(canonical_json(
+      Json{{"v", 1}, {"kind", "image"}, {"parent", parent.key}, {"layers", layers},
+           {"history", input.history}, {"config", input.config}, {"created", op.value("created", Json())}}));
+  DFGEN_TRY(FileLock lock, store.lock("step-" + std::string(digest_hex(key))));
+  DFGEN_TRY(auto cached, store.get_cache(key));
+  if (cached && cached->contains("manifest")) {
+    auto desc = Descriptor::from_json((*cached)["manifest"]);
+    if (desc.ok() && image_complete(store, *desc)) return *desc;
+  }
+  DFGEN_TRY(Descriptor manifest, image::write_image(store, input));
+  DFGEN_CHECK(store.put_cache(key, Json{{"version", 1}, {"layer", nullptr}, {"manifest", manifest.to_json()}}));
+  return manifest;
+}
+
+}  // namespace
+
 Status execute_image(Store& store, const Spec& spec, const StepResult& parent) {
   const Json& op = spec.op;
   image::ImageInput input;
@@ -17,7 +51,7 @@ Status execute_image(Store& store, const Spec& spec, const StepResult& parent) {
   input.history = parent.history;
   for (const auto& h : spec.history) input.history.push_back(h);
   if (op.contains("created") && op["created"].is_number_integer()) input.created = op["created"].get<int64_t>();
-  DFGEN_TRY(Descriptor manifest, image::write_image(store, input));
+  DFGEN_TRY(Descriptor manifest, cached_or_new_image(store, parent, input, op));
 
   std::vector<std::string> tags = op.value("tags", std::vector<std::string>{});
   for (const auto& t : tags) DFGEN_CHECK(store.set_tag(t, manifest));
