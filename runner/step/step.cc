@@ -10,6 +10,11 @@
 namespace dfgen::step {
 namespace {
 
+// Part of every step key. Bump it whenever the runner changes what it makes of
+// the same op and inputs (a COPY rule, a layer format detail), so that cache
+// entries written by an older dfrun are not taken for the new behaviour.
+constexpr int kRunnerVersion = 2;
+
 Result<Json> no_inputs(const StepInput&) { return Json::array(); }
 
 struct OpKind {
@@ -75,7 +80,7 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
   Json from_keys = Json::object();
   for (const auto& [name, r] : from) from_keys[name] = r.key;
   std::string key = sha256_digest(canonical_json(
-      Json{{"v", 1}, {"parent", parent.key}, {"op", spec.op}, {"inputs", inputs}, {"from", from_keys}}));
+      Json{{"v", kRunnerVersion}, {"parent", parent.key}, {"op", spec.op}, {"inputs", inputs}, {"from", from_keys}}));
 
   // One process at a time runs a given key: a second build that reaches the
   // same step waits and then finds the first one's result in the cache.
