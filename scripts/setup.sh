@@ -27,3 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# slirp4netns (RUN's private network) opens /dev/net/tun; rootless builds need it 0666,
+# as udev normally makes it.
+if [ -c /dev/net/tun ]; then $SUDO chmod 0666 /dev/net/tun || true; fi
