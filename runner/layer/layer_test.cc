@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <zlib.h>
 
 #include <map>
 #include <memory>
@@ -15,6 +16,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "runner/layer/pgzip.h"
 #include "runner/userns/test_util.h"
 
 namespace dfgen::layer {
@@ -342,6 +344,118 @@ TEST_F(LayerTest, DeterministicDigests) {
   auto le = write_layer(*store_, empty);
   ASSERT_TRUE(le.ok());
   EXPECT_TRUE(le->empty);
+}
+
+// ---- multi-threaded gzip ----
+
+// Data that compresses a little: pseudo-random bytes with repeated runs.
+std::string mixed_data(size_t size, uint32_t seed) {
+  std::string out;
+  out.reserve(size);
+  uint32_t x = seed;
+  while (out.size() < size) {
+    x = x * 1664525u + 1013904223u;
+    if ((x >> 28) < 5) out.append(std::min<size_t>((x >> 8) % 300, size - out.size()), "abcdefgh"[(x >> 4) % 8]);
+    else out.push_back(static_cast<char>(x >> 16));
+  }
+  return out;
+}
+
+std::string pgzip(const std::string& in, int threads, size_t block, size_t chunk = 7919) {
+  std::string out;
+  ParallelGzip gz([&](const void* d, size_t n) {
+    out.append(static_cast<const char*>(d), n);
+    return ok_status();
+  }, threads, block);
+  for (size_t off = 0; off < in.size(); off += chunk)
+    EXPECT_TRUE(gz.write(in.data() + off, std::min(chunk, in.size() - off)).ok());
+  EXPECT_TRUE(gz.finish().ok());
+  return out;
+}
+
+// Inflates one gzip member with zlib, which checks the CRC-32 and ISIZE;
+// `rest` gets the bytes after the member (none for a single member).
+std::string gunzip(const std::string& gz, size_t* rest) {
+  z_stream z{};
+  EXPECT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  z.avail_in = static_cast<uInt>(gz.size());
+  std::string out;
+  char buf[1 << 16];
+  int rc;
+  do {
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof buf;
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - z.avail_out);
+  } while (rc == Z_OK);
+  EXPECT_EQ(rc, Z_STREAM_END) << (z.msg ? z.msg : "");
+  *rest = z.avail_in;
+  inflateEnd(&z);
+  return out;
+}
+
+TEST(ParallelGzipTest, OneValidMemberSameBytesForEveryThreadCount) {
+  // Block sizes of 32 and 100 KiB; lengths around block multiples, empty, tiny.
+  for (size_t block : {size_t{32 * 1024}, size_t{100 * 1024}}) {
+    for (size_t size : {size_t{0}, size_t{1}, block - 1, block, block + 1, 3 * block, 17 * block + 12345}) {
+      std::string in = mixed_data(size, static_cast<uint32_t>(size + block));
+      std::string one = pgzip(in, 1, block);
+      size_t rest = 99;
+      EXPECT_EQ(gunzip(one, &rest), in) << size << " / " << block;
+      EXPECT_EQ(rest, 0u) << "a single gzip member";
+      ASSERT_GE(one.size(), 18u);
+      EXPECT_EQ(one.substr(0, 10), std::string("\x1f\x8b\x08\0\0\0\0\0\0\x03", 10));
+      for (int threads : {2, 3, 8}) {
+        EXPECT_EQ(pgzip(in, threads, block), one) << size << " / " << block << " / " << threads;
+        EXPECT_EQ(pgzip(in, threads, block, 1 << 20), one) << "other write sizes";
+      }
+    }
+  }
+}
+
+TEST(ParallelGzipTest, CompressesAboutAsWellAsOneStream) {
+  std::string in = mixed_data(4 << 20, 7);
+  std::string par = pgzip(in, 2, ParallelGzip::kDefaultBlock);
+  uLongf n = compressBound(static_cast<uLong>(in.size()));
+  std::string single(n, '\0');
+  ASSERT_EQ(compress2(reinterpret_cast<Bytef*>(single.data()), &n, reinterpret_cast<const Bytef*>(in.data()),
+                      static_cast<uLong>(in.size()), Z_DEFAULT_COMPRESSION), Z_OK);
+  // Blocks are primed with the previous block's tail: within 1 % of one stream.
+  EXPECT_LT(static_cast<double>(par.size()), static_cast<double>(n) * 1.01) << par.size() << " vs " << n;
+}
+
+TEST(ParallelGzipTest, SinkErrorsComeBack) {
+  int calls = 0;
+  ParallelGzip gz([&](const void*, size_t) -> Status {
+    if (++calls > 2) return Error("disk full");
+    return ok_status();
+  }, 2, 32 * 1024);
+  std::string in = mixed_data(1 << 20, 3);
+  Status st = gz.write(in.data(), in.size());
+  if (st.ok()) st = gz.finish();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().message, "disk full");
+}
+
+TEST_F(LayerTest, GzipLayerOfSeveralBlocksRoundTrips) {
+  std::string root = new_dir("big");
+  std::string data = mixed_data(3 * ParallelGzip::kDefaultBlock + 4321, 11);
+  write(root + "/big.bin", data);
+  set_mtime(root + "/big.bin", 1700000000);
+  set_mtime(root, 1700000000);
+  auto a = write_layer(*store_, root), b = write_layer(*store_, root);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->blob.digest, b->blob.digest);
+  auto diff_id = layer_diff_id(store_->blob_path(a->blob.digest));
+  ASSERT_TRUE(diff_id.ok()) << diff_id.error().render();
+  EXPECT_EQ(*diff_id, a->diff_id);
+  std::string dst = new_dir("big-out");
+  ASSERT_TRUE(extract_layer(store_->blob_path(a->blob.digest), dst).ok());
+  EXPECT_EQ(scan(dst)["big.bin"].content, data);
+  // gzip(1) reads it as one member too.
+  std::string cmd = "gzip -t < " + store_->blob_path(a->blob.digest);
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
 }
 
 TEST_F(LayerTest, CommitDirAndEnsureSnapshot) {

@@ -1,6 +1,7 @@
 // Directory tree -> layer blob, in one pass: libarchive writes PAX tar into
-// our callback, which hashes the tar (diff_id), compresses it and streams the
-// compressed bytes into a BlobWriter (which hashes them: the digest).
+// our callback, which hashes the tar (diff_id), compresses it (gzip: on worker
+// threads, see pgzip.h) and streams the compressed bytes into a BlobWriter
+// (which hashes them: the digest).
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -19,6 +20,7 @@
 
 #include "runner/layer/layer.h"
 #include "runner/layer/layer_internal.h"
+#include "runner/layer/pgzip.h"
 
 namespace dfgen::layer {
 
@@ -40,35 +42,19 @@ class PlainCompressor : public Compressor {
   }
 };
 
-// gzip through zlib's deflate. Without deflateSetHeader the gzip header has
-// mtime 0 and no name, so the same tar always gives the same bytes.
+// gzip on every CPU (pgzip.h): one gzip member whose bytes do not depend on
+// the thread count; the header has mtime 0 and no name, so the same tar
+// always gives the same bytes.
 class GzipCompressor : public Compressor {
  public:
-  GzipCompressor() {
-    ok_ = deflateInit2(&z_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
-  }
-  ~GzipCompressor() override {
-    if (ok_) deflateEnd(&z_);
-  }
   Status feed(const void* in, size_t size, bool finish, BlobWriter& out) override {
-    if (!ok_) return Error("gzip: deflateInit2 failed");
-    z_.next_in = static_cast<Bytef*>(const_cast<void*>(in));
-    z_.avail_in = static_cast<uInt>(size);
-    unsigned char buf[1 << 16];
-    for (;;) {
-      z_.next_out = buf;
-      z_.avail_out = sizeof buf;
-      int rc = deflate(&z_, finish ? Z_FINISH : Z_NO_FLUSH);
-      if (rc == Z_STREAM_ERROR) return Error("gzip: deflate failed");
-      size_t produced = sizeof buf - z_.avail_out;
-      if (produced) DFGEN_CHECK(out.write(buf, produced));
-      if (finish ? rc == Z_STREAM_END : z_.avail_out != 0) return ok_status();
-    }
+    if (!gz_) gz_ = std::make_unique<ParallelGzip>([&out](const void* d, size_t n) { return out.write(d, n); });
+    if (size) DFGEN_CHECK(gz_->write(in, size));
+    return finish ? gz_->finish() : ok_status();
   }
 
  private:
-  z_stream z_{};
-  bool ok_ = false;
+  std::unique_ptr<ParallelGzip> gz_;
 };
 
 class ZstdCompressor : public Compressor {
