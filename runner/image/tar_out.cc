@@ -89,7 +89,11 @@ Result<TarOut> TarOut::create(const std::string& dest) {
   if (::fchmod(fd, 0644) != 0) return Error::sys("chmod " + impl->temp);
   impl->ar.reset(archive_write_new());
   if (!impl->ar) return Error("write " + dest + ": out of memory");
+  // 1 MiB writes instead of libarchive's 10 KiB ones (26,000 fewer write
+  // calls for a 256 MiB layer); the last block is not padded, so the bytes
+  // are the same whatever the block size.
   if (archive_write_set_format_pax_restricted(impl->ar.get()) != ARCHIVE_OK ||
+      archive_write_set_bytes_per_block(impl->ar.get(), 1 << 20) != ARCHIVE_OK ||
       archive_write_set_bytes_in_last_block(impl->ar.get(), 1) != ARCHIVE_OK ||
       archive_write_open_fd(impl->ar.get(), fd) != ARCHIVE_OK)
     return impl->ar_error("open tar " + dest);
