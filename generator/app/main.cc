@@ -17,6 +17,7 @@
 #include "core/registry.h"
 #include "core/store.h"
 #include "generator/graph/affected.h"
+#include "generator/graph/bake.h"
 #include "generator/graph/bases.h"
 #include "generator/graph/graph.h"
 #include "generator/lint/lint.h"
@@ -48,6 +49,7 @@ struct Args {
   std::vector<std::string> secrets;   // --secret id=ID,src=FILE | id=ID,env=VAR
   int run_jobs = 0;   // --run-jobs: depth of the Ninja pool of RUN steps (0: the number of cores)
   bool check = false;   // --check: run the build checks only
+  std::string bake;   // --bake FILE: every image of a bake file in one graph (docs/bake.md)
 };
 
 std::string self_dir() {
@@ -449,6 +451,121 @@ int cmd_affected(const std::string& build_dir, const std::vector<std::string>& f
   return 0;
 }
 
+// dfgen --bake FILE: one build.ninja for every image of a bake file
+// (docs/bake.md). Each target is planned as `dfgen` plans one Dockerfile, with
+// the command line's --build-arg and --build-context over the file's.
+Result<graph::ImageGraph> bake_image(const graph::BakeTarget& t, const Args& a, Store& store,
+                                     const graph::Pins& old_pins, const std::string& build_dir,
+                                     const std::string& dfrun, graph::Pins& pins) {
+  std::string where = "target " + t.name;
+  DFGEN_TRY(std::string context, absolute_path(t.context));
+  std::string file = t.dockerfile.starts_with("/") ? t.dockerfile : path_join(context, t.dockerfile);
+  auto text = read_file(file);
+  if (!text) return std::move(text).error().context(where + ": read Dockerfile");
+  DFGEN_TRY(syntax::Ast ast, syntax::parse(*text, t.dockerfile));
+  Loaded l{std::move(ast), file, context};
+  Args ta = a;
+  ta.context = context;
+  ta.target = t.target;
+  ta.build_args.clear();
+  for (const auto& [k, v] : t.args) ta.build_args.push_back(k + "=" + v);
+  ta.build_args.insert(ta.build_args.end(), a.build_args.begin(), a.build_args.end());
+  ta.build_contexts.clear();
+  for (const auto& [k, v] : t.contexts) ta.build_contexts.push_back(k + "=" + v);
+  ta.build_contexts.insert(ta.build_contexts.end(), a.build_contexts.begin(), a.build_contexts.end());
+  DFGEN_TRY(auto overrides, graph::parse_build_contexts(ta.build_contexts));
+  Resolver resolver{graph::BaseResolver(store, overrides, old_pins, a.pull, graph::dfrun_importer(dfrun, store.root())),
+                    {}, {}, RegistryFallback{&store, &overrides, &old_pins, a.pull, {}}};
+  plan::BuildOptions bo;
+  DFGEN_TRY(bo.build_args, parse_build_args(ta.build_args));
+  bo.target = ta.target;
+  bo.dockerfile_name = l.ast.filename;
+  bo.allow = {a.allow.begin(), a.allow.end()};
+  auto planned = plan::make_plan(l.ast, bo, [&](const std::string& ref) { return resolver.config_of(ref); });
+  if (!planned) return std::move(planned).error().context(where);
+  DFGEN_CHECK(run_checks(l, ta, [&](const std::string& ref) -> std::optional<std::vector<std::string>> {
+    auto it = resolver.bases.find(ref);
+    if (it == resolver.bases.end()) return std::nullopt;
+    return env_names(it->second.record.config.value("config", Json::object()));
+  }));
+  for (const auto& ref : planned->external_images) {
+    if (resolver.bases.count(ref)) continue;
+    DFGEN_TRY(resolver.bases[ref], resolver.resolve(ref));
+  }
+  for (const auto& [ref, pin] : resolver.pins) pins[ref] = pin;
+
+  graph::ImageGraph g;
+  g.plan = std::move(*planned);
+  g.bases = std::move(resolver.bases);
+  graph::Options& o = g.opts;
+  o.context_dir = context;
+  o.dockerfile = file;
+  o.ignore_file = find_ignore_file(context, file);
+  if (!o.ignore_file.empty()) {
+    DFGEN_TRY(std::string ignore, read_file(o.ignore_file));
+    DFGEN_TRY(IgnoreMatcher m, IgnoreMatcher::parse(ignore, o.ignore_file));
+    o.ignore_patterns = m.patterns();
+  }
+  o.build_dir = build_dir;
+  o.store_root = store.root();
+  o.dfrun = dfrun;
+  DFGEN_TRY(auto build_args, parse_build_args(ta.build_args));
+  DFGEN_TRY(o.source_date_epoch, source_date_epoch(build_args));
+  o.image_name = t.name;
+  std::vector<std::string> tags = t.tags.empty() ? std::vector<std::string>{t.name} : t.tags;
+  for (const auto& tag : tags) {
+    auto ref = parse_reference(tag);
+    if (!ref) return std::move(ref).error().context(where + ": tag " + tag);
+    o.tags.push_back(ref->str());
+  }
+  for (const auto& spec : t.outputs) {
+    DFGEN_TRY(Json out, parse_output(spec));
+    o.outputs.push_back(std::move(out));
+  }
+  o.run_jobs = a.run_jobs > 0 ? a.run_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  DFGEN_TRY(o.secrets, parse_secrets(a.secrets));
+  return g;
+}
+
+int cmd_bake(const Args& a, int argc, char** argv) {
+  if (a.format != "ninja") return fail(Error("--bake writes build.ninja: --format=cmake takes one Dockerfile"));
+  if (!a.file.empty() || !a.tags.empty() || !a.target.empty() || !a.outputs.empty() || a.context != ".")
+    return fail(Error("--bake: the bake file gives each target's context, -f, -t, --target and --output"));
+  auto text = read_file(a.bake);
+  if (!text) return fail(std::move(text).error().context("read bake file"));
+  auto file = graph::parse_bake(*text, a.bake);
+  if (!file) return fail(file.error());
+  auto bake_path = absolute_path(a.bake);
+  if (!bake_path) return fail(bake_path.error());
+  auto store = Store::open(a.store.empty() ? Store::default_root() : a.store);
+  if (!store) return fail(store.error());
+  if (make_dirs(a.build_dir).ok()) {}
+  auto bd = absolute_path(a.build_dir);
+  if (!bd) return fail(bd.error());
+  auto old_pins = graph::read_pins(*bd);
+  if (!old_pins) return fail(old_pins.error());
+  std::string dfrun = std::getenv("DFRUN") ? std::getenv("DFRUN") : path_join(self_dir(), "dfrun");
+  graph::Pins pins;
+  std::vector<graph::ImageGraph> images;
+  for (const auto& t : file->images) {
+    auto g = bake_image(t, a, *store, *old_pins, *bd, dfrun, pins);
+    if (!g) return fail(g.error());
+    images.push_back(std::move(*g));
+  }
+  // The regen command is the one given, with the command line's (or the
+  // environment's) SOURCE_DATE_EPOCH; a target's own is in the bake file.
+  auto cli_args = parse_build_args(a.build_args);
+  if (!cli_args) return fail(cli_args.error());
+  auto epoch = source_date_epoch(*cli_args);
+  if (!epoch) return fail(epoch.error());
+  images.front().opts.regen_command = regen_command(argc, argv, *epoch);
+  auto st = graph::write_many(images, file->default_images, {*bake_path});
+  if (!st) return fail(st.error());
+  auto pinned = graph::write_pins(*bd, pins);
+  if (!pinned) return fail(pinned.error());
+  return 0;
+}
+
 void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--run-jobs", a.run_jobs, "how many RUN steps Ninja runs at once (its run_pool; default: the number of cores)")
       ->check(CLI::PositiveNumber);
@@ -466,6 +583,7 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--secret", a.secrets, "id=ID,src=FILE or id=ID,env=VAR: a secret for RUN --mount=type=secret, repeatable");
   app->add_option("--allow", a.allow, "grant an entitlement: network.host (RUN --network=host)")
       ->check(CLI::IsMember({"network.host", "security.insecure"}));
+  app->add_option("--bake", a.bake, "FILE: build every target of a bake file (JSON, as docker buildx bake) from one build.ninja (docs/bake.md)");
   app->add_flag("--check", a.check, "only run the build checks (docs/checks.md); exit 1 only with # check=error=true");
   app->add_flag("--pull", a.pull, "re-resolve base images instead of using the pins in BUILD_DIR/.dfgen/pins.json");
 }
@@ -495,5 +613,6 @@ int main(int argc, char** argv) {
   if (affected->parsed()) return cmd_affected(affected_dir, affected_files);
   if (inspect->parsed()) return cmd_inspect(inspect_args);
   if (args.check) return cmd_check(args);
+  if (!args.bake.empty()) return cmd_bake(args, argc, argv);
   return generate(args, argc, argv);
 }

@@ -50,4 +50,23 @@ struct Options {
 Status write(const plan::Plan& plan, const std::map<std::string, BaseImage>& bases,
              const Options& opts);
 
+// One image of a multi-image graph (dfgen --bake, docs/bake.md): its plan, the
+// base images its names stand for, and its own context, Dockerfile, tags and
+// outputs (Options::image_name is its Ninja target).
+struct ImageGraph {
+  plan::Plan plan;
+  std::map<std::string, BaseImage> bases;
+  Options opts;
+};
+
+// Writes one build.ninja for several images into images[0].opts.build_dir,
+// whose header (dfrun, store, run_jobs, regen command) the first image's
+// options give. A step's result is named by the hash of its spec's content, so
+// steps of different images with the same op, parent chain and context files
+// are one edge, built once. Targets: each image, `all` = `default_images`
+// (the default), no stage names. `regen_inputs` (the bake file) join every
+// image's Dockerfile and ignore file as inputs of the one regen edge.
+Status write_many(const std::vector<ImageGraph>& images, const std::vector<std::string>& default_images,
+                  const std::vector<std::string>& regen_inputs);
+
 }  // namespace dfgen::graph
