@@ -1,10 +1,18 @@
 // A stat cache for hashing the files of a build context: an unchanged file is
 // never read again. One cache file per context directory, in the store:
 //
-//   $STORE/cache/stat/<sha256 hex of the context's absolute path>.json
-//   { "version": 1, "root": "/abs/context",
-//     "entries": { "<path relative to root>": { "dev": N, "ino": N, "size": N,
-//                  "mtime": NS, "ctime": NS, "mode": N, "digest": "sha256:..." } } }
+//   $STORE/cache/stat/<sha256 hex of the context's absolute path>.bin
+//
+// a compact binary file (read whole, no parsing beyond fixed-width fields:
+// a 20,000-file context loads in milliseconds, where the JSON form of version
+// 1 took a good part of a store-hit step), in host byte order:
+//
+//   "DFGSTAT\x02"  root (u32 length + bytes)  count (u64)
+//   count x { path relative to root (u32 + bytes), dev u64, ino u64, size i64,
+//             mtime ns i64, ctime ns i64, mode u32, digest "sha256:..." (u32 + bytes) }
+//
+// entries sorted by path. A truncated file, trailing bytes, another root or
+// another magic read as an empty cache.
 //
 // A lookup hits only when all six stat fields match. ctime is part of the key
 // because it cannot be set by a program: a file rewritten with the same size and

@@ -162,6 +162,32 @@ TEST_F(Fixture, CorruptCacheFileReadsAsEmptyAndIsRewritten) {
   EXPECT_EQ(reads, 1);
 }
 
+TEST_F(Fixture, TruncatedOrPaddedCacheFileReadsAsEmpty) {
+  write("a.txt", "alpha\n");
+  write("b.txt", "beta\n");
+  StatCache c = open();
+  digest(c, "a.txt");
+  digest(c, "b.txt");
+  ASSERT_TRUE(c.save().ok());
+  auto whole = read_file(c.file());
+  ASSERT_TRUE(whole.ok());
+  for (const std::string& bad : {whole->substr(0, whole->size() - 1), whole->substr(0, whole->size() / 2),
+                                 *whole + "x"}) {
+    ASSERT_TRUE(write_file_atomic(c.file(), bad).ok());
+    reads = 0;
+    StatCache again = open();
+    EXPECT_EQ(digest(again, "a.txt"), sha256_digest("alpha\n"));
+    EXPECT_EQ(digest(again, "b.txt"), sha256_digest("beta\n"));
+    EXPECT_EQ(reads, 2) << bad.size() << " of " << whole->size() << " bytes";
+  }
+  ASSERT_TRUE(write_file_atomic(c.file(), *whole).ok());
+  reads = 0;
+  StatCache intact = open();
+  digest(intact, "a.txt");
+  digest(intact, "b.txt");
+  EXPECT_EQ(reads, 0);
+}
+
 TEST_F(Fixture, OtherContextsHaveTheirOwnFile) {
   auto a = StatCache::open(cache_dir, "/ctx/a");
   auto b = StatCache::open(cache_dir, "/ctx/b");
