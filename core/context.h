@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/ignore.h"
+#include "core/json.h"
 #include "core/result.h"
 
 namespace dfgen::context {
@@ -15,6 +16,7 @@ namespace dfgen::context {
 struct Match {
   std::string path;          // relative to the context root, cleaned ("." for the root)
   bool is_dir = false;
+  size_t pattern = 0;        // index of the pattern that matched it
   std::vector<std::string> files;  // for a dir: every non-ignored entry below it, relative to
                                    // the context root, sorted (dirs included, so empty dirs copy)
 };
@@ -35,5 +37,23 @@ Result<std::string> clean_source(const std::string& source);
 // that matches nothing is an error too, as in BuildKit ("no source files were specified").
 Result<Selection> select(const std::string& root, const std::vector<std::string>& patterns,
                          const IgnoreMatcher& ignore);
+
+// COPY --exclude and --parents on top of select().
+struct SelectOptions {
+  // --exclude patterns (.dockerignore syntax). Matched, as BuildKit does, against paths
+  // relative to each source: a directory match's entries relative to that directory, a
+  // wildcard's top-level matches by their base name (a source named without wildcards is
+  // never excluded itself).
+  const IgnoreMatcher* exclude = nullptr;
+  // Per pattern (may be shorter than patterns): a --parents pivot ("a" for "a/./b/c", "."
+  // without one). When set, exclusions are matched relative to the pivot for every entry.
+  std::vector<std::string> pivots;
+};
+Result<Selection> select(const std::string& root, const std::vector<std::string>& patterns,
+                         const IgnoreMatcher& ignore, const SelectOptions& options);
+
+// The selection of a COPY/ADD op (step spec "sources" with "context" and optional "pivot",
+// "exclude"), the one call both dfgen (Ninja inputs) and dfrun (what is copied) make.
+Result<Selection> select_op(const std::string& root, const Json& op, const IgnoreMatcher& ignore);
 
 }  // namespace dfgen::context

@@ -15,7 +15,7 @@ packages=(
   # test peers and fixtures
   mmdebstrap busybox-static skopeo umoci docker.io docker-registry openssl apache2-utils curl
   buildah time   # bench/run.sh: a peer builder; /usr/bin/time -v for peak RSS
-  python3 ca-certificates
+  python3 ca-certificates git   # git: ADD of git repositories (dfrun clones with it)
 )
 
 missing=()

@@ -111,7 +111,7 @@ struct Builder {
       DFGEN_TRY(IgnoreMatcher matcher, IgnoreMatcher::parse(
           [&] { std::string t; for (auto& p : opts.ignore_patterns) t += p + "\n"; return t; }(),
           opts.ignore_file.empty() ? ".dockerignore" : opts.ignore_file));
-      auto sel = context::select(opts.context_dir, step.context_sources, matcher);
+      auto sel = context::select_op(opts.context_dir, op, matcher);   // --exclude, --parents as dfrun
       if (!sel.ok()) return std::move(sel).error().context(step.location);
       for (const auto& f : sel->all_files()) inputs.push_back(path_join(opts.context_dir, f));
       for (const auto& d : sel->walked_dirs) regen_inputs.insert(d);

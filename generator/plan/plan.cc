@@ -783,6 +783,8 @@ Status Builder::dispatch_copy(StageState& state, const ins::Command& cmd, const 
       from_image = std::get<std::string>(target);
     }
   }
+  if (copy.parents && !from.is_null())
+    return error_at(cmd, keyword + " --parents with --from is not supported yet (only build context sources)");
   DFGEN_TRY(std::string chown, expand(state, cmd, copy.chown));
   DFGEN_TRY(std::string chmod, expand(state, cmd, copy.chmod));
   DFGEN_TRY(std::string dest, expand(state, cmd, copy.dest));
@@ -804,6 +806,10 @@ Status Builder::dispatch_copy(StageState& state, const ins::Command& cmd, const 
       if (!inside.ok()) return error_at(cmd, inside.error().message);
       context_sources.push_back(detail::context_relative(s));
       sources.push_back({{"context", context_sources.back()}});
+      if (copy.parents) {   // kept below dest from the pivot ("a/./b": from "a"), else from the root
+        size_t cut = s.find("/./");
+        sources.back()["pivot"] = cut == std::string::npos ? "." : detail::context_relative(s.substr(0, cut));
+      }
     }
   }
   for (const syntax::Heredoc& doc : copy.heredocs) {

@@ -1,6 +1,7 @@
 // ADD: what it does beyond COPY. A local tar archive (plain, gzip, bzip2, xz,
 // zstd: whatever libarchive reads) is extracted into the destination
-// directory instead of copied; URL and git sources are refused for now.
+// directory instead of copied; http(s) URLs are downloaded with libcurl and
+// git repositories cloned with the git command.
 //
 // Extraction is confined to the destination as if it were the root of the
 // file system (openat2 RESOLVE_IN_ROOT against the destination's fd, as
@@ -9,16 +10,24 @@
 // destination, so nothing the archive says can land outside it.
 #include <archive.h>
 #include <archive_entry.h>
+#include <curl/curl.h>
 #include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <map>
 #include <memory>
+#include <vector>
 
+#include "core/fs.h"
+#include "core/sha256.h"
 #include "runner/step/executors.h"
 #include "runner/step/in_root.h"
+
+extern char** environ;
 
 namespace dfgen::step {
 namespace {
@@ -194,25 +203,217 @@ class Unpacker {
   std::map<std::string, EntryMeta> dirs_;
 };
 
+std::string without_fragment(const std::string& s) { return s.substr(0, s.find('#')); }
+
 bool is_git_source(const std::string& s) {
+  std::string u = without_fragment(s);
   return s.rfind("git@", 0) == 0 || s.rfind("git://", 0) == 0 || s.rfind("ssh://", 0) == 0 ||
-         (s.find("://") != std::string::npos && s.size() > 4 && s.compare(s.size() - 4, 4, ".git") == 0);
+         (u.find("://") != std::string::npos && u.size() > 4 && u.compare(u.size() - 4, 4, ".git") == 0);
 }
+
+// Downloads and clones of this process (one dfrun step), by source: the key's
+// inputs and the copy read the same bytes.
+struct Download {
+  std::string dir, name, digest;
+  int64_t mtime = -1;   // Last-Modified, or -1
+};
+std::map<std::string, Download>& downloads() {
+  static std::map<std::string, Download> d;
+  return d;
+}
+const std::string& scratch_dir() {
+  static TempDir dir = [] {
+    auto d = TempDir::create("/tmp", "dfrun-add");
+    return d.ok() ? std::move(d).value() : TempDir::create(".", "dfrun-add").value();
+  }();
+  return dir.path();
+}
+
+size_t write_to_fd(char* data, size_t size, size_t n, void* fd) {
+  size_t len = size * n, done = 0;
+  while (done < len) {
+    ssize_t w = ::write(*static_cast<int*>(fd), data + done, len - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return 0;   // curl reports a write error
+    done += static_cast<size_t>(w);
+  }
+  return len;
+}
+
+// ADD https://...: the file name is the URL path's base name ("__unnamed__" without one).
+std::string url_file_name(const std::string& url) {
+  std::string path = url.substr(0, url.find_first_of("?#"));
+  size_t scheme = path.find("://");
+  path = scheme == std::string::npos ? path : path.substr(scheme + 3);
+  size_t slash = path.find('/');
+  path = slash == std::string::npos ? "" : path.substr(slash);
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  std::string base = path.substr(path.rfind('/') + 1);
+  return base.empty() || base == "." ? "__unnamed__" : base;
+}
+
+Result<Download> download(const std::string& url) {
+  auto it = downloads().find(url);
+  if (it != downloads().end()) return it->second;
+  DFGEN_TRY(TempDir dir, TempDir::create(scratch_dir(), "url"));
+  Download d{dir.release(), url_file_name(url), "", -1};
+  std::string path = path_join(d.dir, d.name);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) return Error::sys("create " + path);
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) return Error("curl_easy_init failed");
+  int raw = fd.get();
+  char err[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_FILETIME, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, err);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, write_to_fd);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &raw);
+  CURLcode rc = curl_easy_perform(curl.get());
+  if (rc != CURLE_OK)
+    return Error(fmt::format("ADD {}: download failed: {}", url, err[0] ? err : curl_easy_strerror(rc)));
+  long filetime = -1;
+  curl_easy_getinfo(curl.get(), CURLINFO_FILETIME, &filetime);
+  d.mtime = filetime;
+  if (::close(fd.release()) != 0) return Error::sys("close " + path);
+  DFGEN_TRY(d.digest, sha256_file(path));
+  downloads().emplace(url, d);
+  return d;
+}
+
+// Runs argv (no shell) in `cwd`; its output goes to `log`, quoted in the error when it fails.
+Status run_tool(const std::vector<std::string>& argv, const std::string& log, const std::string& cwd = "") {
+  std::string cmd;
+  for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    errno = rc;
+    return Error::sys("run " + argv[0]);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return Error::sys("wait for " + argv[0]);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ok_status();
+  auto out = read_file(log);
+  std::string text = out.ok() ? *out : "";
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return Error(fmt::format("{} failed: {}", cmd, text));
+}
+
+// "url#ref:subdir" -> url, ref, subdir (BuildKit's fragment syntax).
+struct GitRef {
+  std::string remote, ref, subdir;
+};
+GitRef parse_git_ref(const std::string& source) {
+  GitRef g{without_fragment(source), "", ""};
+  if (source.find('#') != std::string::npos) {
+    std::string frag = source.substr(source.find('#') + 1);
+    g.ref = frag.substr(0, frag.find(':'));
+    if (frag.find(':') != std::string::npos) g.subdir = frag.substr(frag.find(':') + 1);
+  }
+  return g;
+}
+
+struct Clone {
+  std::string dir, commit;
+};
+std::map<std::string, Clone>& clones() {
+  static std::map<std::string, Clone> c;
+  return c;
+}
+
+// A clone of the repository checked out at its ref (the default branch without one).
+Result<Clone> clone(const std::string& source) {
+  auto it = clones().find(source);
+  if (it != clones().end()) return it->second;
+  GitRef g = parse_git_ref(source);
+  // Never wait for a password or a host key: dfrun runs under Ninja, with no one to answer.
+  ::setenv("GIT_TERMINAL_PROMPT", "0", 0);
+  ::setenv("GIT_SSH_COMMAND", "ssh -o BatchMode=yes", 0);
+  DFGEN_TRY(TempDir dir, TempDir::create(scratch_dir(), "git"));
+  Clone c{dir.release(), ""};
+  std::string tree = path_join(c.dir, "tree"), log = path_join(c.dir, "log");
+  DFGEN_CHECK(run_tool({"git", "clone", "--quiet", "--recurse-submodules", "--", g.remote, tree}, log));
+  if (!g.ref.empty())
+    DFGEN_CHECK(run_tool({"git", "-c", "advice.detachedHead=false", "checkout", "--quiet", g.ref, "--"}, log, tree));
+  DFGEN_CHECK(run_tool({"git", "rev-parse", "HEAD"}, log, tree));
+  DFGEN_TRY(c.commit, read_file(log));
+  while (!c.commit.empty() && c.commit.back() == '\n') c.commit.pop_back();
+  clones().emplace(source, c);
+  return c;
+}
+
+std::string source_text(const Json& s) { return s.contains("url") ? s.value("url", "") : s.value("context", ""); }
 
 }  // namespace
 
+bool is_remote_source(const Json& source) { return source.contains("url") || is_git_source(source_text(source)); }
+
 Status check_add_sources(const Json& op) {
+  std::string checksum = op.value("checksum", "");
+  if (!checksum.empty() && !is_sha256_digest(checksum))
+    return Error(fmt::format("invalid checksum digest format: {} (expected sha256:<64 hex digits>)", checksum));
   for (const auto& s : op.value("sources", Json::array())) {
-    std::string text = s.contains("url") ? s.value("url", "") : s.value("context", "");
-    if (s.contains("url") || is_git_source(text)) {
-      const char* what = is_git_source(text) ? "a git repository" : "a URL";
-      return Error(fmt::format(
-          "ADD from {} ({}) is not supported yet: fetch it in a RUN step, or download it into the "
-          "build context and ADD or COPY the file",
-          what, text));
-    }
+    if (!is_remote_source(s)) continue;
+    if (!checksum.empty() && is_git_source(source_text(s)))
+      return Error("ADD --checksum with a git source is not supported yet: pin the commit in the URL (repo.git#<commit>)");
+    if (op.value("link", false) == true)
+      return Error("ADD --link with a URL or git source is not supported yet");
   }
   return ok_status();
+}
+
+Result<Json> remote_inputs(const Json& op) {
+  Json inputs = Json::array();
+  std::string checksum = op.value("checksum", "");
+  for (const auto& s : op.value("sources", Json::array())) {
+    if (!is_remote_source(s)) continue;
+    std::string text = source_text(s);
+    if (is_git_source(text)) {
+      DFGEN_TRY(Clone c, clone(text));
+      inputs.push_back({text, c.commit});
+    } else if (!checksum.empty()) {
+      inputs.push_back({text, checksum});   // the pinned content is the key; fetched on a miss
+    } else {
+      DFGEN_TRY(Download d, download(text));
+      inputs.push_back({text, d.digest, d.mtime});
+    }
+  }
+  return inputs;
+}
+
+Result<FetchedSource> fetch_remote(const Json& source, const Json& op) {
+  std::string text = source_text(source);
+  if (is_git_source(text)) {
+    DFGEN_TRY(Clone c, clone(text));
+    GitRef g = parse_git_ref(text);
+    std::string root = path_join(c.dir, "tree");
+    if (!op.value("keep_git_dir", false)) DFGEN_CHECK(remove_all(path_join(root, ".git")));
+    if (!g.subdir.empty()) root = path_join(root, g.subdir);
+    return FetchedSource{dirname_of(root), basename_of(root), true, ""};
+  }
+  DFGEN_TRY(Download d, download(text));
+  std::string checksum = op.value("checksum", "");
+  if (!checksum.empty() && checksum != d.digest)
+    return Error(fmt::format("ADD {}: digest mismatch: the content is {}, --checksum says {}", text, d.digest, checksum));
+  std::string path = path_join(d.dir, d.name);
+  if (::chmod(path.c_str(), 0600) != 0) return Error::sys("chmod " + path);
+  time_t mtime = d.mtime >= 0 ? static_cast<time_t>(d.mtime) : 0;   // no Last-Modified: 0, reproducible
+  struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
+  if (::utimensat(AT_FDCWD, path.c_str(), times, 0) != 0) return Error::sys("set times of " + path);
+  return FetchedSource{d.dir, d.name, false, d.name};
 }
 
 Result<bool> is_archive(int dir_fd, const std::string& rel) {

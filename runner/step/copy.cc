@@ -27,11 +27,10 @@ Result<IgnoreMatcher> op_ignore(const Json& op) {
   return IgnoreMatcher::parse(text, ".dockerignore");
 }
 
-std::vector<std::string> context_patterns(const Json& op) {
-  std::vector<std::string> patterns;
+bool has_context_sources(const Json& op) {
   for (const auto& s : op.value("sources", Json::array()))
-    if (s.contains("context")) patterns.push_back(s["context"]);
-  return patterns;
+    if (s.contains("context") && !is_remote_source(s)) return true;
+  return false;
 }
 
 // --chmod: an octal mode, or symbolic clauses as chmod(1) with a umask of 0
@@ -296,17 +295,28 @@ struct Item {
   std::string rel;
   bool is_dir;
   std::vector<std::string> contents;   // for dirs: entries relative to rel
+  std::optional<std::string> pivot;    // --parents: rel is kept below dest from here
+  bool remote = false;                 // an ADD URL or git checkout: never extracted
 };
+
+// "b/c" for pivot "a" and path "a/b/c"; the whole path for pivot "."; "" when equal.
+std::string relative_below(const std::string& pivot, const std::string& path) {
+  if (pivot == ".") return path == "." ? "" : path;
+  return path.size() > pivot.size() ? path.substr(pivot.size() + 1) : std::string();
+}
 
 }  // namespace
 
 Result<Json> copy_inputs(const StepInput& in) {
   Json inputs = Json::array();
   if (in.spec.op.value("kind", "") == "add") DFGEN_CHECK(check_add_sources(in.spec.op));
-  auto patterns = context_patterns(in.spec.op);
-  if (patterns.empty()) return inputs;
+  if (in.spec.op.value("kind", "") == "add") {
+    DFGEN_TRY(Json remote, remote_inputs(in.spec.op));
+    for (auto& r : remote) inputs.push_back(std::move(r));
+  }
+  if (!has_context_sources(in.spec.op)) return inputs;
   DFGEN_TRY(IgnoreMatcher ignore, op_ignore(in.spec.op));
-  DFGEN_TRY(context::Selection sel, context::select(in.spec.context, patterns, ignore));
+  DFGEN_TRY(context::Selection sel, context::select_op(in.spec.context, in.spec.op, ignore));
   for (const auto& rel : sel.all_files()) {
     std::string abs = path_join(in.spec.context, rel);
     struct stat st;
@@ -329,7 +339,10 @@ Result<Json> copy_inputs(const StepInput& in) {
 
 Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
   const Json& op = in.spec.op;
-  DFGEN_TRY(Workspace ws, Workspace::open(store, in.parent.layers));
+  // --link: the layer is built in an empty root, independent of the parent
+  // (step.cc leaves the parent out of its key); the result still stacks it.
+  bool link = op.value("link", false) == true;
+  DFGEN_TRY(Workspace ws, Workspace::open(store, link ? std::vector<Layer>{} : in.parent.layers));
   UniqueFd root(::open(ws.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) return Error::sys("open " + ws.root());
 
@@ -347,22 +360,35 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
   UniqueFd context_fd;
   std::optional<Workspace> source_ws;
   UniqueFd source_root;
-  std::vector<UniqueFd> held;   // parents of --from sources, open while items use them
-  auto patterns = context_patterns(op);
-  if (!patterns.empty()) {
+  std::vector<UniqueFd> held;   // parents of --from and remote sources, open while items use them
+  if (has_context_sources(op)) {
     context_fd.reset(::open(in.spec.context.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!context_fd) return Error::sys("open build context " + in.spec.context);
     DFGEN_TRY(IgnoreMatcher ignore, op_ignore(op));
-    DFGEN_TRY(context::Selection sel, context::select(in.spec.context, patterns, ignore));
+    DFGEN_TRY(context::Selection sel, context::select_op(in.spec.context, op, ignore));
+    std::vector<std::string> pivots;
+    for (const auto& s : op.value("sources", Json::array()))
+      if (s.contains("context") && !is_remote_source(s)) pivots.push_back(s.value("pivot", ""));
     for (auto& m : sel.matches) {
-      Item item{context_fd.get(), m.path, m.is_dir, {}};
+      Item item{context_fd.get(), m.path, m.is_dir, {}, std::nullopt, false};
       std::string prefix = m.path == "." ? "" : m.path + "/";
       for (auto& f : m.files) item.contents.push_back(f.substr(prefix.size()));
+      if (m.pattern < pivots.size() && !pivots[m.pattern].empty()) item.pivot = pivots[m.pattern];
       items.push_back(std::move(item));
     }
   }
   for (const auto& s : op.value("sources", Json::array())) {
     if (s.contains("heredoc")) heredocs.emplace_back(s.value("name", ""), s["heredoc"]);
+    if (add && is_remote_source(s)) {
+      DFGEN_TRY(FetchedSource f, fetch_remote(s, op));
+      UniqueFd dir(::open(f.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!dir) return Error::sys("open " + f.dir);
+      Item item{dir.get(), f.rel, f.is_dir, {}, std::nullopt, true};
+      if (item.is_dir) DFGEN_CHECK(list_tree(dir.get(), f.rel, "", item.contents));
+      items.push_back(std::move(item));
+      held.push_back(std::move(dir));
+      continue;
+    }
     if (!s.contains("path")) continue;
     if (!source_ws) {
       auto it = in.from.find("source");
@@ -380,7 +406,7 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     DFGEN_TRY(path, resolve_link_in_root(source_root.get(), source_ws->root(), path));
     auto [parent, name] = split_parent(path);
     DFGEN_TRY(UniqueFd pfd, open_dir_in_root(source_root.get(), parent, false));
-    Item item{pfd.get(), name, S_ISDIR(st->st_mode), {}};
+    Item item{pfd.get(), name, S_ISDIR(st->st_mode), {}, std::nullopt, false};
     if (item.is_dir) DFGEN_CHECK(list_tree(pfd.get(), name, "", item.contents));
     items.push_back(std::move(item));
     held.push_back(std::move(pfd));
@@ -390,15 +416,35 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
   bool dest_is_dir = dest.back() == '/';
   bool many = items.size() + heredocs.size() > 1;
   for (const auto& item : items) {
-    if (item.is_dir) {
+    std::string base = dest;   // where a directory's contents go
+    if (item.pivot) {
+      // --parents: the source's path below its pivot is kept under dest; the
+      // directories on the way are copied with their own metadata.
+      std::string below = relative_below(*item.pivot, item.rel);
+      std::string walked = *item.pivot;
+      size_t start = 0;
+      for (size_t slash; (slash = below.find('/', start)) != std::string::npos; start = slash + 1) {
+        walked = walked == "." ? below.substr(0, slash) : *item.pivot + "/" + below.substr(0, slash);
+        DFGEN_CHECK(copy_entry(item.src_fd, walked, root.get(), join_dest(dest, below.substr(0, slash)), opts));
+      }
+      if (!below.empty()) {
+        base = join_dest(dest, below);
+        DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), base, opts));
+      } else {
+        DFGEN_CHECK(open_dir_in_root(root.get(), dest, true));
+      }
+      if (!item.is_dir) continue;
+    } else if (item.is_dir) {
       if (item.rel != ".") DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), dest, opts));
       else DFGEN_CHECK(open_dir_in_root(root.get(), dest, true));
+    }
+    if (item.is_dir) {
       for (const auto& c : item.contents)
         DFGEN_CHECK(copy_entry(item.src_fd, item.rel == "." ? c : item.rel + "/" + c, root.get(),
-                               join_dest(dest, c), opts));
+                               join_dest(base, c), opts));
       continue;
     }
-    if (add) {   // a local archive is extracted into dest (a directory), not copied
+    if (add && !item.remote) {   // a local archive is extracted into dest (a directory), not copied
       DFGEN_TRY(bool archive, is_archive(item.src_fd, item.rel));
       if (archive) {
         DFGEN_CHECK(extract_archive(item.src_fd, item.rel, root.get(), dest, opts.owner));

@@ -55,8 +55,22 @@ struct CopyOwner {
   gid_t gid = 0;
 };
 
-// ADD (add.cc): URL and git sources are refused until they are supported.
+// ADD (add.cc): http(s) URLs (libcurl) and git repositories (the git command).
+// An op whose remote sources it cannot honour (--checksum on git, --link) fails.
 Status check_add_sources(const Json& op);
+bool is_remote_source(const Json& source);
+// Key inputs of the op's remote sources: a URL's --checksum, else its content digest
+// (downloaded now); a git source's commit (cloned now). Downloads and clones are kept
+// for fetch_remote in the same process.
+Result<Json> remote_inputs(const Json& op);
+// A remote source on local disk: `rel` in `dir` (a file 0600 with the Last-Modified time,
+// or the checkout's tree); `name` is the file name a URL lands under in a dest directory.
+struct FetchedSource {
+  std::string dir, rel;
+  bool is_dir = false;
+  std::string name;
+};
+Result<FetchedSource> fetch_remote(const Json& source, const Json& op);
 // True when the regular file `rel` in dir_fd is a tar archive, plain or
 // compressed (libarchive's filters); such ADD sources are extracted.
 Result<bool> is_archive(int dir_fd, const std::string& rel);

@@ -17,6 +17,10 @@ constexpr int kRunnerVersion = 2;
 
 Result<Json> no_inputs(const StepInput&) { return Json::array(); }
 
+// COPY --link: the layer is built in an empty root, so its key leaves the
+// parent out and an edit of an earlier step does not re-run it.
+bool independent_of_parent(const Json& op) { return op.value("link", false) == true; }
+
 struct OpKind {
   const char* kind;
   InputDigests inputs;
@@ -80,7 +84,8 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
   Json from_keys = Json::object();
   for (const auto& [name, r] : from) from_keys[name] = r.key;
   std::string key = sha256_digest(canonical_json(
-      Json{{"v", kRunnerVersion}, {"parent", parent.key}, {"op", spec.op}, {"inputs", inputs}, {"from", from_keys}}));
+      Json{{"v", kRunnerVersion}, {"parent", independent_of_parent(spec.op) ? Json() : Json(parent.key)},
+           {"op", spec.op}, {"inputs", inputs}, {"from", from_keys}}));
 
   // One process at a time runs a given key: a second build that reaches the
   // same step waits and then finds the first one's result in the cache.
@@ -105,6 +110,10 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
 
   StepResult result = parent;
   result.key = key;
+  // A --link layer's key leaves the parent out, but the state it leads to
+  // does not: the next steps chain from both.
+  if (independent_of_parent(spec.op))
+    result.key = sha256_digest(canonical_json(Json{{"parent", parent.key}, {"layer", key}}));
   if (layer) result.layers.push_back(*layer);
   for (const auto& h : spec.history) result.history.push_back(h);
   if (!layer && !result.history.empty()) result.history.back()["empty_layer"] = true;

@@ -1,0 +1,212 @@
+// End to end for COPY/ADD flags (docs/runner.md): --exclude, --parents (with
+// the "/./" pivot), --link (a layer keyed without its parent), ADD of http
+// URLs (--checksum, mode 0600, Last-Modified) and of git repositories
+// (git daemon on 127.0.0.1, #ref, --keep-git-dir), with the real dfgen,
+// ninja, dfrun and runc over the busybox fixture.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <ctime>
+#include <unistd.h>
+
+#include "core/json.h"
+#include "tests/e2e/harness.h"
+
+namespace dfgen::e2e {
+namespace {
+
+std::string q(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// A nonce per test run keeps the shared test store from answering a first build.
+std::string nonce() {
+  static const std::string n = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());
+  return n;
+}
+
+std::string with_nonce(std::string text) {
+  for (size_t at; (at = text.find("@NONCE@")) != std::string::npos;) text.replace(at, 7, nonce());
+  return text;
+}
+
+struct Project {
+  std::string ctx, b, tag;
+  explicit Project(const std::string& name)
+      : ctx(temp_dir(name + "-ctx")), b(temp_dir(name + "-build")), tag("copyflags-" + name + ":" + nonce()) {}
+  Output generate() {
+    return sh("dfgen " + q(ctx) + " -B " + q(b) + " --build-context busybox=docker-image://" +
+              fixture("busybox") + " -t " + tag);
+  }
+  Output build() { return sh("ninja -C " + q(b)); }
+  Output in_image(const std::string& line) { return sh("dfrun run " + tag + " /bin/sh -c " + q(line)); }
+  // The cache key a step's layer was looked up under (beside its result).
+  std::string layer_key(const std::string& step) {
+    Json j = Json::parse(read_file(b + "/.dfgen/" + step + ".inputs.json"), nullptr, false);
+    return j.is_object() ? j.value("key", "") : "";
+  }
+};
+
+// A background server started by the test, stopped with it.
+struct Server {
+  pid_t pid = 0;
+  explicit Server(const std::string& command) {
+    Output o = sh(command + " >/dev/null 2>&1 & echo $!");
+    pid = std::atoi(o.output.c_str());
+    sh("sleep 1");
+  }
+  ~Server() {
+    if (pid > 0) ::kill(pid, SIGTERM);
+  }
+};
+
+int port_for(int offset) { return 20000 + (::getpid() % 10000) * 2 + offset; }
+
+TEST(CopyFlags, ExcludeAndParentsSelectTheSameFilesInDfgenAndDfrun) {
+  Project p("select");
+  sh("mkdir -p " + q(p.ctx + "/dir/sub"));
+  write_file(p.ctx + "/dir/a.txt", "a\n");
+  write_file(p.ctx + "/dir/b.md", "b\n");
+  write_file(p.ctx + "/dir/sub/c.txt", "c\n");
+  write_file(p.ctx + "/dir/sub/d.md", "d\n");
+  write_file(p.ctx + "/x.txt", "x\n");
+  write_file(p.ctx + "/y.txt", "y\n");
+  write_file(p.ctx + "/Dockerfile", with_nonce(R"(FROM busybox
+RUN echo @NONCE@ > /nonce
+COPY --exclude=**/*.md dir /ex/
+COPY --exclude=sub --exclude=*.md dir /ex2/
+COPY --exclude=x* *.txt /exw/
+COPY --exclude=a.txt dir/a.txt /named/
+COPY --parents dir/sub/c.txt /par/
+COPY --parents --exclude=**/*.md dir/./sub /piv/
+COPY --parents dir/*/c.txt /pw/
+)"));
+  ASSERT_EQ(p.generate().exit_code, 0);
+  Output built = p.build();
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  Output tree = p.in_image("cd / && find ex ex2 exw named par piv pw | sort");
+  EXPECT_EQ(tree.output,
+            "ex\nex/a.txt\nex/sub\nex/sub/c.txt\n"
+            "ex2\nex2/a.txt\n"
+            "exw\nexw/y.txt\n"
+            "named\nnamed/a.txt\n"
+            "par\npar/dir\npar/dir/sub\npar/dir/sub/c.txt\n"
+            "piv\npiv/sub\npiv/sub/c.txt\n"
+            "pw\npw/dir\npw/dir/sub\npw/dir/sub/c.txt\n");
+  // Excluded files are no inputs of the Ninja graph: editing them does nothing.
+  write_file(p.ctx + "/dir/b.md", "changed\n");
+  write_file(p.ctx + "/dir/sub/d.md", "changed\n");
+  write_file(p.ctx + "/x.txt", "changed\n");
+  EXPECT_NE(sh("ninja -C " + q(p.b) + " -n").output.find("no work to do"), std::string::npos);
+  // An included one is.
+  write_file(p.ctx + "/dir/sub/c.txt", "c2\n");
+  ASSERT_EQ(p.build().exit_code, 0);
+  EXPECT_EQ(p.in_image("cat /ex/sub/c.txt /piv/sub/c.txt /pw/dir/sub/c.txt").output, "c2\nc2\nc2\n");
+}
+
+TEST(CopyFlags, LinkLayerIsKeyedWithoutItsParent) {
+  Project p("link");
+  write_file(p.ctx + "/y.txt", "y\n");
+  const char* dockerfile = R"(FROM busybox
+RUN echo @WORD@-@NONCE@ > /before
+COPY --link y.txt /linked/
+COPY --link y.txt /linked-file
+RUN cat /linked/y.txt /linked-file /before > /after
+)";
+  auto write = [&](const std::string& word) {
+    std::string text = with_nonce(dockerfile);
+    text.replace(text.find("@WORD@"), 6, word);
+    write_file(p.ctx + "/Dockerfile", text);
+  };
+  write("one");
+  ASSERT_EQ(p.generate().exit_code, 0);
+  Output first = p.build();
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_EQ(p.in_image("cat /after; ls -d /linked-file /linked/y.txt").output,
+            "y\ny\none-" + nonce() + "\n/linked-file\n/linked/y.txt\n");
+  std::string dir_key = p.layer_key("s0-1"), file_key = p.layer_key("s0-2");
+  ASSERT_FALSE(dir_key.empty());
+
+  write("two");   // an earlier step changes: the --link steps keep their keys (cache hits)
+  Output second = p.build();
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_EQ(p.layer_key("s0-1"), dir_key);
+  EXPECT_EQ(p.layer_key("s0-2"), file_key);
+  // ...while the steps after them see the new parent.
+  EXPECT_EQ(p.in_image("cat /after").output, "y\ny\ntwo-" + nonce() + "\n");
+}
+
+TEST(CopyFlags, AddUrlDownloadsWithChecksumModeAndTime) {
+  Project p("url");
+  std::string srv = temp_dir("url-srv");
+  write_file(srv + "/data.txt", "payload-" + nonce() + "\n");
+  sh("touch -d @1600000000 " + q(srv + "/data.txt"));
+  std::string sum = sh("sha256sum " + q(srv + "/data.txt") + " | cut -d' ' -f1").output;
+  sum.pop_back();
+  int port = port_for(0);
+  Server http("python3 -m http.server " + std::to_string(port) + " --bind 127.0.0.1 --directory " + q(srv));
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/data.txt";
+  write_file(p.ctx + "/Dockerfile", "FROM busybox\nADD " + url + " /dl/\nADD --checksum=sha256:" + sum +
+                                        " " + url + " /dl/checked\n");
+  ASSERT_EQ(p.generate().exit_code, 0);
+  Output built = p.build();
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  EXPECT_EQ(p.in_image("stat -c '%a %Y %u %n' /dl/*; cat /dl/checked").output,
+            "600 1600000000 0 /dl/checked\n600 1600000000 0 /dl/data.txt\npayload-" + nonce() + "\n");
+
+  Project bad("url-bad");
+  std::string wrong(64, '0');
+  write_file(bad.ctx + "/Dockerfile", "FROM busybox\nADD --checksum=sha256:" + wrong + " " + url + " /dl/\n");
+  ASSERT_EQ(bad.generate().exit_code, 0);
+  Output failed = bad.build();
+  EXPECT_NE(failed.exit_code, 0);
+  EXPECT_NE(failed.output.find("Dockerfile:2: ADD " + url + " /dl/: ADD " + url + ": digest mismatch: the content is sha256:" +
+                               sum + ", --checksum says sha256:" + wrong),
+            std::string::npos)
+      << failed.output;
+
+  Project missing("url-missing");
+  write_file(missing.ctx + "/Dockerfile", "FROM busybox\nADD " + url + ".nope /dl/\n");
+  ASSERT_EQ(missing.generate().exit_code, 0);
+  Output gone = missing.build();
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_NE(gone.output.find("download failed: The requested URL returned error: 404"), std::string::npos) << gone.output;
+}
+
+TEST(CopyFlags, AddGitClonesAtRefWithoutOrWithGitDir) {
+  std::string repos = temp_dir("git-repos");
+  std::string work = temp_dir("git-work");
+  Output made = sh("set -e; git init -q --bare " + q(repos + "/repo.git") + "; cd " + q(work) +
+                   "; git init -q -b main .; git -c user.email=t@e -c user.name=t commit -q --allow-empty -m root;"
+                   " echo v1 > f.txt; git add f.txt; git -c user.email=t@e -c user.name=t commit -qm one; git tag v1;"
+                   " echo v2 > f.txt; git -c user.email=t@e -c user.name=t commit -qam two;"
+                   " git push -q " + q(repos + "/repo.git") + " main --tags;"
+                   " git --git-dir=" + q(repos + "/repo.git") + " symbolic-ref HEAD refs/heads/main");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  int port = port_for(1);
+  Server daemon("git daemon --export-all --reuseaddr --base-path=" + q(repos) + " --listen=127.0.0.1 --port=" +
+                std::to_string(port));
+  std::string remote = "git://127.0.0.1:" + std::to_string(port) + "/repo.git";
+  Project p("git");
+  write_file(p.ctx + "/Dockerfile", with_nonce("FROM busybox\nRUN echo @NONCE@\nADD " + remote + "#v1 /src/\n"
+                                               "ADD --keep-git-dir " + remote + " /kept/\n"));
+  ASSERT_EQ(p.generate().exit_code, 0);
+  Output built = p.build();
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  EXPECT_EQ(p.in_image("cat /src/f.txt /kept/f.txt; ls -A /src; test -f /kept/.git/HEAD && echo has-git").output,
+            "v1\nv2\nf.txt\nhas-git\n");
+
+  Project bad("git-bad");
+  write_file(bad.ctx + "/Dockerfile", "FROM busybox\nADD " + remote + "#no-such-ref /src/\n");
+  ASSERT_EQ(bad.generate().exit_code, 0);
+  Output failed = bad.build();
+  EXPECT_NE(failed.exit_code, 0);
+  EXPECT_NE(failed.output.find("git -c advice.detachedHead=false checkout --quiet no-such-ref -- failed"),
+            std::string::npos)
+      << failed.output;
+}
+
+}  // namespace
+}  // namespace dfgen::e2e
