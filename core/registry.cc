@@ -346,6 +346,19 @@ Result<Manifest> Client::get_manifest(const Reference& ref) {
   return *last;
 }
 
+Status Client::fetch_blob(Store& store, const Reference& ref, const Descriptor& desc) {
+  if (store.has_blob(desc.digest)) return ok_status();
+  if (!is_sha256_digest(desc.digest)) return Error(fmt::format("fetch blob: unsupported digest \"{}\"", desc.digest));
+  DFGEN_TRY(auto endpoints, pull_endpoints(ref.registry));
+  std::optional<Error> last;
+  for (Endpoint* ep : endpoints) {
+    auto st = fetch_blob(*ep, store, ref.repository, desc);
+    if (st.ok()) return st;
+    last = std::move(st).error();
+  }
+  return *last;
+}
+
 Status Client::fetch_blob(Endpoint& ep, Store& store, const std::string& repo, const Descriptor& desc) {
   if (store.has_blob(desc.digest)) return ok_status();
   std::string what = fmt::format("blob {} of {}", desc.digest, repo);

@@ -129,6 +129,10 @@ class Client {
   // `dest`, which must carry a tag. Blobs the registry has are skipped, blobs
   // another repository of it holds (per the store's tags) are mounted.
   Result<Descriptor> push(const Store& store, const Descriptor& manifest, const Reference& dest);
+  // Fetches one blob of ref's repository into the store, verified against
+  // `desc` (size and digest); a no-op when the store has it. For lazy
+  // imports of a remote step cache (core/remote_cache.h).
+  Status fetch_blob(Store& store, const Reference& ref, const Descriptor& desc);
 
   // Endpoints and auth state, one per registry host (kept across requests).
   struct Endpoint;

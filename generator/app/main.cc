@@ -15,6 +15,7 @@
 #include "core/ignore.h"
 #include "core/reference.h"
 #include "core/registry.h"
+#include "core/remote_cache.h"
 #include "core/store.h"
 #include "generator/graph/affected.h"
 #include "generator/graph/bake.h"
@@ -49,6 +50,7 @@ struct Args {
   std::vector<std::string> secrets;   // --secret id=ID,src=FILE | id=ID,env=VAR
   int run_jobs = 0;   // --run-jobs: depth of the Ninja pool of RUN steps (0: the number of cores)
   bool check = false;   // --check: run the build checks only
+  std::vector<std::string> cache_to, cache_from;   // --cache-to / --cache-from (core/remote_cache.h)
   std::string bake;   // --bake FILE: every image of a bake file in one graph (docs/bake.md)
 };
 
@@ -367,6 +369,15 @@ int generate(const Args& a, int argc, char** argv) {
     if (!out) return fail(out.error());
     o.outputs.push_back(*out);
   }
+  for (const auto& [specs, to] : {std::pair{&a.cache_to, true}, std::pair{&a.cache_from, false}}) {
+    char cwd[4096];
+    std::string here = ::getcwd(cwd, sizeof cwd) ? cwd : ".";
+    for (const auto& spec : *specs) {
+      auto parsed = remote_cache::parse_spec(spec, to, here);
+      if (!parsed) return fail(parsed.error());
+      (to ? o.cache_to : o.cache_from).push_back(*parsed);
+    }
+  }
   o.format = a.format;
   o.run_jobs = a.run_jobs > 0 ? a.run_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto secrets = parse_secrets(a.secrets);
@@ -577,6 +588,8 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--build-arg", a.build_args, "KEY[=VALUE], repeatable");
   app->add_option("--build-context", a.build_contexts, "NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG], repeatable");
   app->add_option("--output", a.outputs, "type=docker|oci|local,dest=PATH[,tar=false] or type=registry, repeatable");
+  app->add_option("--cache-to", a.cache_to, "type=registry,ref=REF[,mode=min|max] or type=local,dest=DIR: export the step cache, repeatable");
+  app->add_option("--cache-from", a.cache_from, "type=registry,ref=REF or type=local,src=DIR: import step cache entries, repeatable");
   app->add_option("--store", a.store, "the content store (default $DFGEN_STORE or ~/.local/share/dfgen)");
   app->add_option("--format", a.format, "ninja: write BUILD_DIR/build.ninja; cmake: write BUILD_DIR/dfgen.cmake (add_custom_command calls, docs/cmake.md)")
       ->check(CLI::IsMember({"ninja", "cmake"}));

@@ -44,6 +44,10 @@ struct Options {
   // dfgen --run-jobs: RUN steps go into the Ninja pool "run_pool" of this
   // depth, so containers and other jobs of one `ninja -j` do not oversubscribe.
   int run_jobs = 1;
+  // dfgen --cache-to / --cache-from, parsed by core/remote_cache.h: the image
+  // spec lists where to export and which step results; every step spec lists
+  // where to look up a key the store lacks (docs/remote-cache.md).
+  std::vector<Json> cache_to, cache_from;
 };
 
 // Writes build.ninja (always) and the step specs (only when they change).

@@ -4,6 +4,7 @@
 
 #include "core/fs.h"
 #include "core/registry.h"
+#include "core/remote_cache.h"
 #include "runner/image/image.h"
 #include "runner/step/executors.h"
 
@@ -41,6 +42,27 @@ Result<Descriptor> cached_or_new_image(Store& store, const StepResult& parent,
   return manifest;
 }
 
+// dfgen --cache-to: the spec's "cache" section lists the destinations and,
+// per mode, the result files of the steps to export (mode=min: the target
+// stage's chain, max: every stage). Outside "op": never part of a key.
+Status export_caches(Store& store, const Spec& spec) {
+  DFGEN_TRY(Json j, read_json_file(spec.path));
+  Json cache = j.value("cache", Json::object());
+  for (const Json& dest : cache.value("to", Json::array())) {
+    std::vector<std::string> keys;
+    for (const Json& file : cache.value(dest.value("mode", "min"), Json::array())) {
+      if (!path_exists(file.get<std::string>())) continue;   // a step of a stage this target skips
+      DFGEN_TRY(StepResult r, read_result(file.get<std::string>()));
+      keys.push_back(r.key);
+    }
+    DFGEN_TRY(auto entries, remote_cache::entries_of(store, keys));
+    DFGEN_TRY(Descriptor d, remote_cache::export_cache(store, entries, dest));
+    std::printf("cache %s %s (%zu steps)\n", dest.value("ref", dest.value("dir", "")).c_str(), d.digest.c_str(),
+                entries.size());
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 Status execute_image(Store& store, const Spec& spec, const StepResult& parent) {
@@ -65,6 +87,7 @@ Status execute_image(Store& store, const Spec& spec, const StepResult& parent) {
     else if (type == "registry") DFGEN_CHECK(registry::push_tags(store, manifest, tags));
     else return Error(fmt::format("unsupported output type \"{}\"", type));
   }
+  DFGEN_CHECK(export_caches(store, spec));
   Json result{{"version", 1}, {"manifest", manifest.to_json()}, {"tags", tags}};
   DFGEN_CHECK(make_dirs(dirname_of(spec.result)));
   auto wrote = write_file_if_changed(spec.result, result.dump(2) + "\n");

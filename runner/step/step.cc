@@ -1,6 +1,9 @@
 #include "runner/step/step.h"
 
+#include <cstdio>
+
 #include "core/fs.h"
+#include "core/remote_cache.h"
 #include "core/sha256.h"
 #include "core/store_check.h"
 #include "runner/step/executors.h"
@@ -66,6 +69,23 @@ Result<std::optional<Layer>> cached_layer(const Json& entry) {
   return std::optional<Layer>(Layer{d, entry["layer"].value("diff_id", "")});
 }
 
+// dfgen --cache-from: the step caches named by the spec's "cache" section
+// (outside "op", so never part of the key; core/remote_cache.h). On a hit
+// the layer is fetched and the entry kept in the local cache. A source that
+// cannot be read is a warning: the step then runs as without it.
+Result<std::optional<Json>> remote_entry(Store& store, const Spec& spec, const std::string& key) {
+  DFGEN_TRY(Json j, read_json_file(spec.path));
+  Json sources = j.value("cache", Json::object()).value("from", Json::array());
+  if (!sources.is_array() || sources.empty()) return std::optional<Json>();
+  auto entry = remote_cache::import_entry(store, sources.get<std::vector<Json>>(), key);
+  if (!entry.ok()) {
+    std::fprintf(stderr, "dfrun: warning: %s\n", entry.error().render().c_str());
+    return std::optional<Json>();
+  }
+  if (*entry) DFGEN_CHECK(store.put_cache(key, **entry));
+  return entry;
+}
+
 Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
   DFGEN_TRY(StepResult parent, read_parent(spec));
   std::map<std::string, StepResult> from;
@@ -97,6 +117,13 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
     DFGEN_TRY(layer, cached_layer(*cached));
     hit = !layer || store.has_blob(layer->blob.digest);
     if (hit) DFGEN_CHECK(touch_cache_entry(store, key));   // prune's LRU clock
+  }
+  if (!hit) {
+    DFGEN_TRY(auto remote, remote_entry(store, spec, key));
+    if (remote) {
+      DFGEN_TRY(layer, cached_layer(*remote));
+      hit = true;
+    }
   }
   if (!hit) {
     DFGEN_TRY(layer, kind.execute(store, in));

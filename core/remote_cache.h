@@ -1,0 +1,62 @@
+// A step cache beyond one machine (docs/remote-cache.md): step keys -> layers,
+// exported to and imported from an OCI registry or an OCI layout folder.
+//
+// The cache artifact is one OCI image manifest:
+//   config  application/vnd.dfgen.cache.config.v1+json, canonical JSON
+//           {"version": 1, "steps": {"<step key>": {"layer": {descriptor + "diff_id"} | null}}}
+//   layers  every layer the map names, sorted by digest, deduplicated: the same
+//           blobs as the images', so a registry that has them is not sent them again
+// Step keys never hold paths, user names or clocks, so two machines building
+// the same Dockerfile over the same context reach the same keys.
+//
+// Specs (dfgen --cache-to / --cache-from, buildx syntax), parsed to JSON:
+//   type=registry,ref=REG/REPO:TAG[,mode=min|max]  -> {"type":"registry","ref":normalized,"mode":..}
+//   type=local,dest=DIR[,mode=min|max] (to) / type=local,src=DIR (from)
+//                                                   -> {"type":"local","dir":absolute,"mode":..}
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/json.h"
+#include "core/result.h"
+#include "core/store.h"
+
+namespace dfgen::remote_cache {
+
+inline constexpr const char* kConfigMediaType = "application/vnd.dfgen.cache.config.v1+json";
+inline constexpr const char* kArtifactType = "application/vnd.dfgen.cache.v1";
+// The tag a type=local layout gives the cache manifest (org.opencontainers.image.ref.name).
+inline constexpr const char* kLocalTag = "dfgen-cache";
+
+// Parses a --cache-to (`to` = true) or --cache-from spec; relative dirs are
+// taken from `cwd`. Errors name the flag and the spec.
+Result<Json> parse_spec(std::string_view text, bool to, const std::string& cwd);
+
+// One exported step: its key and the store's cache entry for it
+// ({"layer": descriptor + diff_id | null}).
+struct Entry {
+  std::string key;
+  Json entry;
+};
+
+// The step cache entries of `keys` found in the store (keys without one, or
+// whose layer blob is gone, are left out).
+Result<std::vector<Entry>> entries_of(const Store& store, const std::vector<std::string>& keys);
+
+// Writes the cache artifact of `entries` to `dest` (a parsed --cache-to spec):
+// pushed with the registry client (blobs the registry has are skipped) or
+// written as an OCI layout. Returns the manifest's descriptor.
+Result<Descriptor> export_cache(Store& store, const std::vector<Entry>& entries, const Json& dest);
+
+// Looks `key` up in the caches of `sources` (parsed --cache-from specs), in
+// order. The map of each source is fetched once per manifest digest and kept
+// in the store (blobs/); a registry source costs one manifest request per
+// call. On a hit the layer blob is fetched into the store (verified) and the
+// cache entry is returned, ready for Store::put_cache. Unreachable or
+// malformed sources are errors; a key none of them has is nullopt.
+Result<std::optional<Json>> import_entry(Store& store, const std::vector<Json>& sources, std::string_view key);
+
+}  // namespace dfgen::remote_cache

@@ -1,0 +1,123 @@
+#include "core/remote_cache.h"
+
+#include <gtest/gtest.h>
+
+#include "core/fs.h"
+#include "core/sha256.h"
+
+namespace dfgen::remote_cache {
+namespace {
+
+struct SpecCase {
+  const char* text;
+  bool to;
+  const char* want;   // canonical JSON, or the error message
+};
+
+const SpecCase kSpecs[] = {
+    {"type=registry,ref=127.0.0.1:5000/app:cache", true,
+     R"({"mode":"min","ref":"127.0.0.1:5000/app:cache","type":"registry"})"},
+    {"type=registry,ref=app:cache,mode=max", true, R"({"mode":"max","ref":"docker.io/library/app:cache","type":"registry"})"},
+    {"type=registry,ref=app", false, R"({"ref":"docker.io/library/app:latest","type":"registry"})"},
+    {"type=local,dest=out", true, R"({"dir":"/cwd/out","mode":"min","type":"local"})"},
+    {"type=local,src=/abs", false, R"({"dir":"/abs","type":"local"})"},
+    {"type=registry", true, R"(invalid --cache-to "type=registry": ref= is required)"},
+    {"type=local,dest=x", false, R"(invalid --cache-from "type=local,dest=x": src= is required)"},
+    {"type=local,dest=x,mode=all", true, R"(invalid --cache-to "type=local,dest=x,mode=all": mode must be min or max)"},
+    {"type=gha", false, R"(invalid --cache-from "type=gha": type must be registry or local)"},
+    {"type=local,dest", true, R"(invalid --cache-to "type=local,dest": expected key=value, got "dest")"},
+    {"type=registry,ref=app@sha256:0000000000000000000000000000000000000000000000000000000000000000", true,
+     R"(invalid --cache-to "type=registry,ref=app@sha256:0000000000000000000000000000000000000000000000000000000000000000": the ref needs a tag (and no digest))"},
+};
+
+TEST(RemoteCacheSpec, Table) {
+  for (const auto& c : kSpecs) {
+    auto got = parse_spec(c.text, c.to, "/cwd");
+    std::string text = got.ok() ? canonical_json(*got) : got.error().message;
+    EXPECT_EQ(text, c.want) << c.text;
+  }
+}
+
+class RemoteCacheLocal : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = TempDir::create(::testing::TempDir(), "rcache");
+    ASSERT_TRUE(dir.ok()) << dir.error().message;
+    dir_.emplace(std::move(*dir));
+    auto a = Store::open(path_join(dir_->path(), "a"));
+    auto b = Store::open(path_join(dir_->path(), "b"));
+    ASSERT_TRUE(a.ok() && b.ok());
+    a_.emplace(std::move(*a));
+    b_.emplace(std::move(*b));
+  }
+  // A step with a layer in store A: key -> {"layer": desc + diff_id}.
+  std::string add_step(const std::string& content) {
+    auto d = a_->put_blob(content, kOciLayerTar);
+    EXPECT_TRUE(d.ok());
+    Json layer = d->to_json();
+    layer["diff_id"] = d->digest;   // an uncompressed layer: diff_id = digest
+    std::string key = sha256_digest("key of " + content);
+    EXPECT_TRUE(a_->put_cache(key, Json{{"version", 1}, {"layer", layer}}).ok());
+    return key;
+  }
+  Json local(const std::string& name) { return Json{{"type", "local"}, {"dir", path_join(dir_->path(), name)}}; }
+  std::optional<TempDir> dir_;
+  std::optional<Store> a_, b_;
+};
+
+TEST_F(RemoteCacheLocal, ExportedLayoutImportsLazilyIntoAnotherStore) {
+  std::string k1 = add_step("layer one"), k2 = add_step("layer two");
+  std::string empty_key = sha256_digest("workdir");
+  ASSERT_TRUE(a_->put_cache(empty_key, Json{{"version", 1}, {"layer", nullptr}}).ok());
+  std::string unknown = sha256_digest("never built");
+  auto entries = entries_of(*a_, {k1, k2, empty_key, unknown, k1});
+  ASSERT_TRUE(entries.ok()) << entries.error().message;
+  ASSERT_EQ(entries->size(), 3u);   // unknown left out, k1 once
+
+  auto exported = export_cache(*a_, *entries, local("layout"));
+  ASSERT_TRUE(exported.ok()) << exported.error().message;
+  // The same entries give the same manifest.
+  auto again = export_cache(*a_, *entries, local("layout2"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->digest, exported->digest);
+
+  std::vector<Json> sources{local("layout")};
+  auto hit = import_entry(*b_, sources, k2);
+  ASSERT_TRUE(hit.ok()) << hit.error().message;
+  ASSERT_TRUE(hit->has_value());
+  std::string l2 = (**hit)["layer"]["digest"];
+  EXPECT_TRUE(b_->has_blob(l2));
+  // Lazy: the other step's layer was not fetched.
+  std::string l1 = (*a_->get_cache(k1))->at("layer")["digest"];
+  EXPECT_FALSE(b_->has_blob(l1));
+
+  auto none = import_entry(*b_, sources, empty_key);
+  ASSERT_TRUE(none.ok() && none->has_value());
+  EXPECT_TRUE((**none)["layer"].is_null());
+  auto miss = import_entry(*b_, sources, unknown);
+  ASSERT_TRUE(miss.ok());
+  EXPECT_FALSE(miss->has_value());
+}
+
+TEST_F(RemoteCacheLocal, TamperedLayerIsRefused) {
+  std::string k = add_step("good bytes");
+  auto entries = entries_of(*a_, {k});
+  ASSERT_TRUE(entries.ok());
+  ASSERT_TRUE(export_cache(*a_, *entries, local("layout")).ok());
+  std::string digest = (*a_->get_cache(k))->at("layer")["digest"];
+  std::string blob = path_join(dir_->path(), "layout/blobs/sha256/" + std::string(digest_hex(digest)));
+  ASSERT_TRUE(write_file_atomic(blob, "evil bytes").ok());
+  auto got = import_entry(*b_, {local("layout")}, k);
+  ASSERT_FALSE(got.ok());
+  EXPECT_NE(got.error().message.find(digest), std::string::npos) << got.error().message;
+  EXPECT_FALSE(b_->has_blob(digest));
+}
+
+TEST_F(RemoteCacheLocal, MissingLayoutIsAnError) {
+  auto got = import_entry(*b_, {local("nowhere")}, sha256_digest("x"));
+  ASSERT_FALSE(got.ok());
+  EXPECT_NE(got.error().message.find("nowhere/index.json"), std::string::npos) << got.error().message;
+}
+
+}  // namespace
+}  // namespace dfgen::remote_cache
