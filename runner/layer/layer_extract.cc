@@ -296,6 +296,12 @@ class Extractor {
   std::map<std::string, Meta> dirs_;
 };
 
+// libarchive's message, which is null for some failures (fmt refuses a null char*).
+std::string archive_message(struct archive* a) {
+  const char* msg = archive_error_string(a);
+  return msg && *msg ? msg : "unreadable or corrupt archive";
+}
+
 }  // namespace
 
 Status extract_layer(const std::string& blob_path, const std::string& dest) {
@@ -307,13 +313,13 @@ Status extract_layer(const std::string& blob_path, const std::string& dest) {
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open_filename(a.get(), blob_path.c_str(), 1 << 16) != ARCHIVE_OK)
-    return Error(fmt::format("{}: {}", what, archive_error_string(a.get())));
+    return Error(fmt::format("{}: {}", what, archive_message(a.get())));
   Extractor x(a.get(), root.get());
   for (;;) {
     archive_entry* e = nullptr;
     int rc = archive_read_next_header(a.get(), &e);
     if (rc == ARCHIVE_EOF) break;
-    if (rc < ARCHIVE_WARN) return Error(fmt::format("{}: {}", what, archive_error_string(a.get())));
+    if (rc < ARCHIVE_WARN) return Error(fmt::format("{}: {}", what, archive_message(a.get())));
     auto st = x.entry(e);
     if (!st.ok()) {
       const char* p = archive_entry_pathname(e);
