@@ -39,8 +39,14 @@ Result<Store> open_store(const std::string& flag) {
 int cmd_step(const std::string& store_dir, const std::string& spec) {
   auto store = open_store(store_dir);
   if (!store) return fail(store.error());
-  auto st = step::execute_spec(*store, spec);
-  return st.ok() ? 0 : fail(st.error());
+  // A spec field of the wrong JSON type makes json's value()/get() throw
+  // (the spec readers do not type-check every field): an error, not an abort.
+  try {
+    auto st = step::execute_spec(*store, spec);
+    return st.ok() ? 0 : fail(st.error());
+  } catch (const Json::exception& e) {
+    return fail(Error(fmt::format("{}: malformed step spec: {}", spec, e.what())));
+  }
 }
 
 int cmd_import(const std::string& store_dir, const std::string& file, const std::string& tag) {

@@ -14,15 +14,19 @@ Json StepResult::to_json() const {
 }
 
 Result<StepResult> StepResult::from_json(const Json& j, const std::string& what) {
-  if (!j.is_object() || j.value("version", 0) != 1)
+  // Every field type-checked: json's value() throws on a mismatch.
+  auto version = j.is_object() ? j.find("version") : j.end();
+  if (!j.is_object() || version == j.end() || !version->is_number_integer() || *version != 1)
     return Error(fmt::format("{}: not a version 1 step result", what));
   StepResult r;
-  r.key = j.value("key", "");
+  if (auto key = j.find("key"); key != j.end() && key->is_string()) r.key = *key;
   if (j.contains("history") && j["history"].is_array()) r.history = j["history"];
   if (j.contains("layers")) {
+    if (!j["layers"].is_array()) return Error(fmt::format("{}: layers is not an array", what));
     for (const auto& lj : j["layers"]) {
       DFGEN_TRY(Descriptor d, Descriptor::from_json(lj));
-      std::string diff_id = lj.value("diff_id", "");
+      auto id = lj.find("diff_id");
+      std::string diff_id = id != lj.end() && id->is_string() ? id->get<std::string>() : "";
       if (!is_sha256_digest(diff_id)) return Error(fmt::format("{}: layer without a valid diff_id", what));
       r.layers.push_back({std::move(d), std::move(diff_id)});
     }
