@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "core/fs.h"
 
@@ -39,6 +40,12 @@ Result<std::vector<std::string>> list_dir(const std::string& abs) {
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+// The part of `path` below `base` ("." for the root), for --exclude matching.
+std::string relative_to(const std::string& base, const std::string& path) {
+  if (base.empty() || base == ".") return path;
+  return path.size() > base.size() ? path.substr(base.size() + 1) : std::string();
 }
 
 // `rel` (relative to the root) with every symlink in it resolved inside the
@@ -81,6 +88,17 @@ struct Walker {
   const std::string& root;
   const IgnoreMatcher& ignore;
   Selection& out;
+  const IgnoreMatcher* exclude = nullptr;
+  std::string exclude_base;   // entries are matched against exclude relative to this
+
+  bool excluded_by_option(const std::string& path) const {
+    if (!exclude) return false;
+    std::string rel = relative_to(exclude_base, path);
+    return !rel.empty() && exclude->excluded(rel);
+  }
+  bool option_may_include_below(const std::string& path) const {
+    return exclude->may_include_below(relative_to(exclude_base, path));
+  }
 
   Status walk(const std::string& rel, std::vector<std::string>& files) {
     std::string abs = path_join(root, rel);
@@ -93,6 +111,10 @@ struct Walker {
       bool dir = S_ISDIR(st.st_mode);
       if (ignore.excluded(child)) {
         if (dir && ignore.may_include_below(child)) DFGEN_CHECK(walk(child, files));
+        continue;
+      }
+      if (excluded_by_option(child)) {
+        if (dir && option_may_include_below(child)) DFGEN_CHECK(walk(child, files));
         continue;
       }
       files.push_back(child);
@@ -168,9 +190,16 @@ std::vector<std::string> Selection::all_files() const {
 
 Result<Selection> select(const std::string& root, const std::vector<std::string>& patterns,
                          const IgnoreMatcher& ignore) {
+  return select(root, patterns, ignore, SelectOptions{});
+}
+
+Result<Selection> select(const std::string& root, const std::vector<std::string>& patterns,
+                         const IgnoreMatcher& ignore, const SelectOptions& options) {
   Selection sel;
-  Walker w{root, ignore, sel};
-  for (const auto& pattern : patterns) {
+  Walker w{root, ignore, sel, options.exclude, ""};
+  for (size_t i = 0; i < patterns.size(); ++i) {
+    const std::string& pattern = patterns[i];
+    std::string pivot = i < options.pivots.size() ? options.pivots[i] : "";
     DFGEN_TRY(std::string cleaned, clean_source(pattern));
     std::vector<std::string> found;
     if (cleaned == ".") {
@@ -178,7 +207,15 @@ Result<Selection> select(const std::string& root, const std::vector<std::string>
     } else {
       DFGEN_CHECK(w.expand(split_path(cleaned), 0, "", found));
     }
-    std::erase_if(found, [&](const std::string& p) { return p != "." && ignore.excluded(p); });
+    std::erase_if(found, [&](const std::string& p) {
+      if (p != "." && ignore.excluded(p)) return true;
+      if (!options.exclude || p == ".") return false;
+      if (!pivot.empty()) {
+        w.exclude_base = pivot;
+        return w.excluded_by_option(p);
+      }
+      return has_wildcard(cleaned) && options.exclude->excluded(p.substr(p.rfind('/') + 1));
+    });
     if (found.empty()) {
       if (has_wildcard(cleaned))
         return Error(fmt::format("no source files were specified: {} matches no file in the build context", pattern));
@@ -187,8 +224,10 @@ Result<Selection> select(const std::string& root, const std::vector<std::string>
     for (auto& p : found) {
       Match m;
       m.path = p;
+      m.pattern = i;
       struct stat st;
       m.is_dir = ::lstat(path_join(root, p).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      w.exclude_base = pivot.empty() ? p : pivot;
       if (m.is_dir) DFGEN_CHECK(w.walk(p == "." ? "" : p, m.files));
       sel.matches.push_back(std::move(m));
     }
@@ -196,6 +235,23 @@ Result<Selection> select(const std::string& root, const std::vector<std::string>
   std::sort(sel.walked_dirs.begin(), sel.walked_dirs.end());
   sel.walked_dirs.erase(std::unique(sel.walked_dirs.begin(), sel.walked_dirs.end()), sel.walked_dirs.end());
   return sel;
+}
+
+Result<Selection> select_op(const std::string& root, const Json& op, const IgnoreMatcher& ignore) {
+  std::vector<std::string> patterns, pivots;
+  for (const auto& s : op.value("sources", Json::array())) {
+    if (!s.contains("context")) continue;
+    patterns.push_back(s["context"]);
+    pivots.push_back(s.value("pivot", ""));
+  }
+  std::string text;
+  for (const auto& p : op.value("exclude", Json::array())) text += p.get<std::string>() + "\n";
+  std::optional<IgnoreMatcher> exclude;
+  if (!text.empty()) {
+    DFGEN_TRY(IgnoreMatcher m, IgnoreMatcher::parse(text, "--exclude"));
+    exclude.emplace(std::move(m));
+  }
+  return select(root, patterns, ignore, SelectOptions{exclude ? &*exclude : nullptr, pivots});
 }
 
 }  // namespace dfgen::context
