@@ -74,12 +74,16 @@ main() {
     echo "=== $name"
     run_case "$name" || failed+=("$name")
   done
+  # The last line is the summary, alone: "N passed, M failed".
+  local passed=$(( ${#cases[@]} - ${#failed[@]} ))
   if [ ${#failed[@]} -gt 0 ]; then
     echo "differential: ${#failed[@]} case(s) differ: ${failed[*]} (builds kept in $WORK)"
+    echo "$passed passed, ${#failed[@]} failed"
     exit 1
   fi
   [ -n "${DIFF_WORK:-}" ] || rm -rf "$WORK"
   echo "differential: ${#cases[@]} case(s) match"
+  echo "$passed passed, ${#failed[@]} failed"
 }
 
 main "$@"
