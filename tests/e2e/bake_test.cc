@@ -13,7 +13,6 @@
 namespace dfgen::e2e {
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 struct Project {
   std::string nonce = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());

@@ -12,7 +12,6 @@
 namespace dfgen::e2e {
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 // Reads Ninja's log: output -> (start ms, end ms) of its last run.
 std::map<std::string, std::pair<long, long>> ninja_log(const std::string& build_dir) {

@@ -14,7 +14,6 @@
 namespace dfgen::e2e {
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 // A copy of examples/monorepo (the tests edit its sources) and the cmake
 // options that point it at this build's dfgen, the test store and the busybox

@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <ctime>
+#include <unistd.h>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -68,6 +70,22 @@ std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string q(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+const std::string& nonce() {
+  static const std::string n = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());
+  return n;
+}
+
+std::string with_nonce(std::string text) {
+  for (size_t at; (at = text.find("@NONCE@")) != std::string::npos;) text.replace(at, 7, nonce());
+  return text;
 }
 
 int count_lines_with(const std::string& text, const std::string& needle) {

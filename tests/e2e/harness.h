@@ -29,6 +29,14 @@ void write_file(const std::string& path, const std::string& content);
 std::string read_file(const std::string& path);
 std::string source_dir();   // the checkout
 
+// Single-quotes `s` for /bin/sh.
+std::string q(const std::string& s);
+// A nonce per test process: keeps the shared test store from answering a
+// build that a test needs to really run.
+const std::string& nonce();
+// `text` with every "@NONCE@" replaced by nonce().
+std::string with_nonce(std::string text);
+
 // Lines of `text` that contain `needle`.
 int count_lines_with(const std::string& text, const std::string& needle);
 

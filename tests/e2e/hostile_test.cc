@@ -10,12 +10,6 @@
 namespace dfgen::e2e {
 namespace {
 
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 std::string busybox_tar() {
   Output made = sh("bash " + q(source_dir() + "/scripts/fixtures.sh") + " busybox | tail -1");
   std::string tar = made.output.substr(0, made.output.find_last_not_of('\n') + 1);

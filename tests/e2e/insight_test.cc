@@ -12,7 +12,6 @@
 namespace dfgen::e2e {
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 // The short form explain prints: "sha256:" and 12 hex digits.
 std::string short_digest(const std::string& content) { return "sha256:" + sha256_hex(content).substr(0, 12); }

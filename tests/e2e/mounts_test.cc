@@ -15,23 +15,6 @@
 namespace dfgen::e2e {
 namespace {
 
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// A nonce per test run keeps the shared test store from answering a first build.
-std::string nonce() {
-  static const std::string n = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());
-  return n;
-}
-
-std::string with_nonce(std::string text) {
-  for (size_t at; (at = text.find("@NONCE@")) != std::string::npos;) text.replace(at, 7, nonce());
-  return text;
-}
-
 Output dfgen(const std::string& ctx, const std::string& b, const std::string& extra) {
   return sh("dfgen " + q(ctx) + " -B " + q(b) + " --build-context busybox=docker-image://" +
             fixture("busybox") + " " + extra);

@@ -19,7 +19,6 @@
 namespace dfgen::e2e {
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

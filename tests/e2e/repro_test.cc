@@ -19,12 +19,6 @@ namespace {
 constexpr int64_t kEpoch = 1700000000;   // 2023-11-14T22:13:20Z
 constexpr const char* kEpochText = "2023-11-14T22:13:20Z";
 
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 // COPY from the context, RUN writing, linking and deleting files (a whiteout),
 // WORKDIR creating a dir, COPY --from another stage, and the epoch seen by RUN.
 constexpr const char* kDockerfile = R"(FROM dfgen-fixtures/busybox:bookworm AS build

@@ -12,12 +12,6 @@
 namespace dfgen::e2e {
 namespace {
 
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 // The busybox fixture's docker-archive (cached by scripts/fixtures.sh).
 std::string busybox_tar() {
   Output made = sh("bash " + q(source_dir() + "/scripts/fixtures.sh") + " busybox | tail -1");

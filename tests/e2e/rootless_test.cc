@@ -17,12 +17,6 @@ namespace {
 const char* kUser = "dfgen-test";
 const char* kNoSubUser = "dfgen-nosub";
 
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 Output must(const std::string& command) {
   Output o = sh(command);
   if (o.exit_code != 0) ADD_FAILURE() << command << " failed:\n" << o.output;

@@ -16,19 +16,6 @@
 namespace dfgen::e2e {
 namespace {
 
-// Single-quotes `s` for /bin/sh.
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// A nonce per test run keeps the shared test store from answering a first build.
-std::string nonce() {
-  static const std::string n = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());
-  return n;
-}
-
 Output dfgen(const std::string& ctx, const std::string& b, const std::string& extra) {
   return sh("dfgen " + q(ctx) + " -B " + q(b) + " --build-context busybox=docker-image://" +
             fixture("busybox") + " " + extra);

@@ -14,7 +14,6 @@
 namespace dfgen::e2e {
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 std::string nonce() { return std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid()); }
 bool exists(const std::string& path) { return std::ifstream(path).good(); }
 
