@@ -2,6 +2,7 @@
 // the step's root with Docker's rules (a directory source copies its contents;
 // a destination ending in "/", several sources, or an existing directory
 // receive sources by their base name; missing parents are created).
+#include <climits>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/sendfile.h>
@@ -307,16 +308,7 @@ std::string relative_below(const std::string& pivot, const std::string& path) {
 
 }  // namespace
 
-Result<Json> copy_inputs(const StepInput& in) {
-  Json inputs = Json::array();
-  if (in.spec.op.value("kind", "") == "add") DFGEN_CHECK(check_add_sources(in.spec.op));
-  if (in.spec.op.value("kind", "") == "add") {
-    DFGEN_TRY(Json remote, remote_inputs(in.spec.op));
-    for (auto& r : remote) inputs.push_back(std::move(r));
-  }
-  if (!has_context_sources(in.spec.op)) return inputs;
-  DFGEN_TRY(IgnoreMatcher ignore, op_ignore(in.spec.op));
-  DFGEN_TRY(context::Selection sel, context::select_op(in.spec.context, in.spec.op, ignore));
+Status append_digests(const StepInput& in, const context::Selection& sel, Json& inputs) {
   for (const auto& rel : sel.all_files()) {
     std::string abs = path_join(in.spec.context, rel);
     struct stat st;
@@ -327,13 +319,27 @@ Result<Json> copy_inputs(const StepInput& in) {
       DFGEN_TRY(std::string digest, in.stat_cache ? in.stat_cache->digest(rel, st) : sha256_file(abs));
       entry.push_back(digest);
     } else if (S_ISLNK(st.st_mode)) {
-      char buf[4096];
+      char buf[PATH_MAX];
       ssize_t n = ::readlink(abs.c_str(), buf, sizeof buf);
       if (n < 0) return Error::sys("read link " + rel);
       entry.push_back(std::string(buf, static_cast<size_t>(n)));
     }
     inputs.push_back(std::move(entry));
   }
+  return ok_status();
+}
+
+Result<Json> copy_inputs(const StepInput& in) {
+  Json inputs = Json::array();
+  if (in.spec.op.value("kind", "") == "add") DFGEN_CHECK(check_add_sources(in.spec.op));
+  if (in.spec.op.value("kind", "") == "add") {
+    DFGEN_TRY(Json remote, remote_inputs(in.spec.op));
+    for (auto& r : remote) inputs.push_back(std::move(r));
+  }
+  if (!has_context_sources(in.spec.op)) return inputs;
+  DFGEN_TRY(IgnoreMatcher ignore, op_ignore(in.spec.op));
+  DFGEN_TRY(context::Selection sel, context::select_op(in.spec.context, in.spec.op, ignore));
+  DFGEN_CHECK(append_digests(in, sel, inputs));
   return inputs;
 }
 

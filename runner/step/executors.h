@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "core/context.h"
 #include "core/json.h"
 #include "core/statcache.h"
 #include "core/store.h"
@@ -41,6 +42,9 @@ using InputDigests = Result<Json> (*)(const StepInput&);
 // Executes the step on a miss: returns its layer (nullopt when it changed nothing).
 using Execute = Result<std::optional<Layer>> (*)(Store&, const StepInput&);
 
+// Appends [path, mode, digest | link target] for every file of `sel` (relative
+// to the context) to `inputs`: what a step's key hashes of the context.
+Status append_digests(const StepInput& in, const context::Selection& sel, Json& inputs);
 Result<Json> copy_inputs(const StepInput& in);
 Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in);
 Result<std::optional<Layer>> execute_run(Store& store, const StepInput& in);

@@ -197,22 +197,7 @@ Result<Json> run_inputs(const StepInput& in) {
   for (const auto& m : in.spec.op.value("mounts", Json::array())) {
     if (!is_context_bind(m)) continue;
     DFGEN_TRY(context::Selection sel, select_source(in, m));
-    for (const auto& rel : sel.all_files()) {
-      std::string abs = path_join(in.spec.context, rel);
-      struct stat st;
-      if (::lstat(abs.c_str(), &st) != 0) return Error::sys("stat " + rel);
-      Json entry = {rel, st.st_mode};
-      if (S_ISREG(st.st_mode)) {
-        DFGEN_TRY(std::string digest, in.stat_cache ? in.stat_cache->digest(rel, st) : sha256_file(abs));
-        entry.push_back(digest);
-      } else if (S_ISLNK(st.st_mode)) {
-        char buf[PATH_MAX];
-        ssize_t n = ::readlink(abs.c_str(), buf, sizeof buf);
-        if (n < 0) return Error::sys("read link " + rel);
-        entry.push_back(std::string(buf, static_cast<size_t>(n)));
-      }
-      inputs.push_back(std::move(entry));
-    }
+    DFGEN_CHECK(append_digests(in, sel, inputs));
   }
   return inputs;
 }
