@@ -108,7 +108,9 @@ TEST(Hello, TargetBuildStopsAtTheBuildStage) {
 // A context with two stages that read different files, and a final stage.
 struct Project {
   std::string ctx, b;
-  explicit Project(const std::string& name) : ctx(temp_dir(name + "-ctx")), b(temp_dir(name + "-build")) {
+  std::string tag;   // its own image name: tests run in parallel against one store
+  explicit Project(const std::string& name)
+      : ctx(temp_dir(name + "-ctx")), b(temp_dir(name + "-build")), tag("proj-" + name) {
     std::string busybox = fixture("busybox");
     // A nonce per test run keeps the shared test store from answering the first build.
     std::string nonce = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());
@@ -134,7 +136,7 @@ struct Project {
     generate("");
   }
   void generate(const std::string& extra) {
-    Output gen = sh("dfgen " + q(ctx) + " -B " + q(b) + " -t proj --build-context busybox=docker-image://" +
+    Output gen = sh("dfgen " + q(ctx) + " -B " + q(b) + " -t " + tag + " --build-context busybox=docker-image://" +
                  fixture("busybox") + " " + extra);
     ASSERT_EQ(gen.exit_code, 0) << gen.output;
   }
@@ -148,8 +150,8 @@ TEST(Incremental, NoOpTouchEditAddIgnore) {
   EXPECT_EQ(count_lines_with(first.output, "RUN-EXECUTED-A"), 1) << first.output;
   EXPECT_EQ(count_lines_with(first.output, "RUN-EXECUTED-O"), 1) << first.output;
   EXPECT_EQ(count_lines_with(first.output, "RUN-EXECUTED-UNUSED"), 0) << first.output;
-  EXPECT_EQ(sh("dfrun run proj").output, "a1\no1\n");
-  std::string digest = manifest_digest(p.b, "proj");
+  EXPECT_EQ(sh("dfrun run " + p.tag).output, "a1\no1\n");
+  std::string digest = manifest_digest(p.b, p.tag);
   ASSERT_FALSE(digest.empty());
 
   // No-op.
@@ -163,7 +165,7 @@ TEST(Incremental, NoOpTouchEditAddIgnore) {
   EXPECT_EQ(count_lines_with(touched.output, "COPY app/ /app/"), 1) << touched.output;
   EXPECT_EQ(count_lines_with(touched.output, "RUN-EXECUTED"), 0) << touched.output;
   EXPECT_EQ(count_lines_with(touched.output, "[image]"), 0) << touched.output;
-  EXPECT_EQ(manifest_digest(p.b, "proj"), digest);
+  EXPECT_EQ(manifest_digest(p.b, p.tag), digest);
   EXPECT_NE(p.ninja().output.find("no work to do"), std::string::npos);
 
   // Content change: that stage's steps and the image re-run; the other stage does not.
@@ -173,22 +175,22 @@ TEST(Incremental, NoOpTouchEditAddIgnore) {
   EXPECT_EQ(count_lines_with(edited.output, "RUN-EXECUTED-A"), 1) << edited.output;
   EXPECT_EQ(count_lines_with(edited.output, "RUN-EXECUTED-O"), 0) << edited.output;
   EXPECT_EQ(count_lines_with(edited.output, "COPY other.txt"), 0) << edited.output;
-  EXPECT_EQ(sh("dfrun run proj").output, "a2\no1\n");
-  EXPECT_NE(manifest_digest(p.b, "proj"), digest);
+  EXPECT_EQ(sh("dfrun run " + p.tag).output, "a2\no1\n");
+  EXPECT_NE(manifest_digest(p.b, p.tag), digest);
 
   // A new file in a copied directory is picked up (build.ninja regenerates).
   sh("sleep 1");
   write_file(p.ctx + "/app/new.txt", "new\n");
   Output added = p.ninja();
   EXPECT_EQ(added.exit_code, 0) << added.output;
-  EXPECT_EQ(sh("dfrun run proj cat /app/new.txt").output, "new\n");
+  EXPECT_EQ(sh("dfrun run " + p.tag + " cat /app/new.txt").output, "new\n");
 
   // A file excluded by .dockerignore changes nothing.
   sh("sleep 1");
   write_file(p.ctx + "/app/skip.txt", "still ignored\n");
   Output ignored = p.ninja();
   EXPECT_NE(ignored.output.find("no work to do"), std::string::npos) << ignored.output;
-  Output skip = sh("dfrun run proj ls /app");
+  Output skip = sh("dfrun run " + p.tag + " ls /app");
   EXPECT_EQ(skip.output, "a.txt\nnew.txt\n");
 }
 
@@ -196,15 +198,15 @@ TEST(Incremental, FreshBuildDirWithWarmStoreRunsNoRun) {
   Project p("warm");
   Output first = p.ninja();
   ASSERT_EQ(first.exit_code, 0) << first.output;
-  std::string digest = manifest_digest(p.b, "proj");
+  std::string digest = manifest_digest(p.b, p.tag);
   std::string b2 = temp_dir("warm-build2");
-  Output gen = sh("dfgen " + q(p.ctx) + " -B " + q(b2) + " -t proj --build-context busybox=docker-image://" +
+  Output gen = sh("dfgen " + q(p.ctx) + " -B " + q(b2) + " -t " + p.tag + " --build-context busybox=docker-image://" +
                fixture("busybox"));
   ASSERT_EQ(gen.exit_code, 0) << gen.output;
   Output second = sh("ninja -C " + q(b2));
   EXPECT_EQ(second.exit_code, 0) << second.output;
   EXPECT_EQ(count_lines_with(second.output, "RUN-EXECUTED"), 0) << second.output;
-  EXPECT_EQ(manifest_digest(b2, "proj"), digest);
+  EXPECT_EQ(manifest_digest(b2, p.tag), digest);
 }
 
 TEST(Parallel, IndependentStagesOverlap) {
