@@ -193,7 +193,9 @@ Result<Json> read_index(const std::string& root) {
   return index;
 }
 
-std::string ref_name_of(const Json& entry) {
+}  // namespace
+
+std::string index_entry_ref(const Json& entry) {
   auto ann = entry.find("annotations");
   if (ann == entry.end() || !ann->is_object()) return {};
   auto name = ann->find(kRefNameAnnotation);
@@ -201,14 +203,12 @@ std::string ref_name_of(const Json& entry) {
   return name->get<std::string>();
 }
 
-}  // namespace
-
 Result<std::optional<Descriptor>> Store::resolve_tag(const std::string& ref) const {
   // index.json is only ever replaced by rename, so a read without the lock
   // sees one whole version.
   DFGEN_TRY(Json index, read_index(root_));
   for (const Json& entry : index["manifests"]) {
-    if (ref_name_of(entry) != ref) continue;
+    if (index_entry_ref(entry) != ref) continue;
     DFGEN_TRY(Descriptor d, Descriptor::from_json(entry));
     return std::optional<Descriptor>(d);
   }
@@ -221,12 +221,12 @@ Status Store::set_tag(const std::string& ref, const Descriptor& manifest) {
   DFGEN_TRY(Json index, read_index(root_));
   Json kept = Json::array();
   for (Json& entry : index["manifests"])
-    if (ref_name_of(entry) != ref) kept.push_back(std::move(entry));
+    if (index_entry_ref(entry) != ref) kept.push_back(std::move(entry));
   Json entry = manifest.to_json();
   entry["annotations"] = Json{{kRefNameAnnotation, ref}};
   kept.push_back(std::move(entry));
   std::stable_sort(kept.begin(), kept.end(),
-                   [](const Json& a, const Json& b) { return ref_name_of(a) < ref_name_of(b); });
+                   [](const Json& a, const Json& b) { return index_entry_ref(a) < index_entry_ref(b); });
   index["manifests"] = std::move(kept);
   return write_file_atomic(path_join(root_, "index.json"), index.dump(2) + "\n");
 }
@@ -235,7 +235,7 @@ Result<std::vector<std::pair<std::string, Descriptor>>> Store::list_tags() const
   DFGEN_TRY(Json index, read_index(root_));
   std::vector<std::pair<std::string, Descriptor>> out;
   for (const Json& entry : index["manifests"]) {
-    std::string name = ref_name_of(entry);
+    std::string name = index_entry_ref(entry);
     if (name.empty()) continue;
     DFGEN_TRY(Descriptor d, Descriptor::from_json(entry));
     out.emplace_back(std::move(name), std::move(d));

@@ -92,6 +92,9 @@ class Store {
   std::string root_;
 };
 
+// The tag (org.opencontainers.image.ref.name) of an index.json entry, or "".
+std::string index_entry_ref(const Json& entry);
+
 // The manifest, config and layer descriptors of an image in the store.
 struct ImageRecord {
   Descriptor manifest;

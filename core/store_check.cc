@@ -27,7 +27,6 @@ namespace dfgen {
 
 namespace {
 
-constexpr const char* kRefNameAnnotation = "org.opencontainers.image.ref.name";
 
 // ---- small file system helpers ----
 
@@ -134,14 +133,6 @@ std::vector<std::string> release_temp_entry(const std::string& entry) {
 
 // ---- index.json ----
 
-std::string ref_name_of(const Json& entry) {
-  auto ann = entry.find("annotations");
-  if (ann == entry.end() || !ann->is_object()) return {};
-  auto name = ann->find(kRefNameAnnotation);
-  if (name == ann->end() || !name->is_string()) return {};
-  return name->get<std::string>();
-}
-
 // Drops the index entries whose ref name is in `refs`, under the index lock.
 Status remove_tags(const Store& store, const std::set<std::string>& refs) {
   DFGEN_TRY(FileLock lock, store.lock("index"));
@@ -149,7 +140,7 @@ Status remove_tags(const Store& store, const std::set<std::string>& refs) {
   DFGEN_TRY(Json index, read_json_file(path));
   Json kept = Json::array();
   for (Json& e : index["manifests"])
-    if (!refs.count(ref_name_of(e))) kept.push_back(std::move(e));
+    if (!refs.count(index_entry_ref(e))) kept.push_back(std::move(e));
   index["manifests"] = std::move(kept);
   return write_file_atomic(path, index.dump(2) + "\n");
 }

@@ -252,12 +252,28 @@ Result<Loaded> load(const Args& a) {
   return Loaded{std::move(ast), abs_file, context};
 }
 
-Result<plan::Plan> make_plan(const Loaded& l, const Args& a, Resolver& resolver) {
+// The plan options the command line gives (inspect and a build share them).
+Result<plan::BuildOptions> build_options(const Loaded& l, const Args& a) {
   plan::BuildOptions bo;
   DFGEN_TRY(bo.build_args, parse_build_args(a.build_args));
   bo.target = a.target;
   bo.dockerfile_name = l.ast.filename;
   bo.allow = {a.allow.begin(), a.allow.end()};
+  return bo;
+}
+
+Result<Store> open_store(const Args& a) {
+  return Store::open(a.store.empty() ? Store::default_root() : a.store);
+}
+
+// Creates the build dir if needed; its absolute path.
+Result<std::string> make_build_dir(const Args& a) {
+  DFGEN_CHECK(make_dirs(a.build_dir));
+  return absolute_path(a.build_dir);
+}
+
+Result<plan::Plan> make_plan(const Loaded& l, const Args& a, Resolver& resolver) {
+  DFGEN_TRY(plan::BuildOptions bo, build_options(l, a));
   bo.named_stage_targets = true;   // `ninja NAME` builds any named stage
   return plan::make_plan(l.ast, bo, [&](const std::string& ref) { return resolver.config_of(ref); });
 }
@@ -308,12 +324,11 @@ std::string regen_command(int argc, char** argv, std::optional<int64_t> epoch) {
 int generate(const Args& a, int argc, char** argv) {
   auto loaded = load(a);
   if (!loaded) return fail(loaded.error());
-  auto store = Store::open(a.store.empty() ? Store::default_root() : a.store);
+  auto store = open_store(a);
   if (!store) return fail(store.error());
   auto overrides = graph::parse_build_contexts(a.build_contexts);
   if (!overrides) return fail(overrides.error());
-  if (make_dirs(a.build_dir).ok()) {}
-  auto bd = absolute_path(a.build_dir);
+  auto bd = make_build_dir(a);
   if (!bd) return fail(bd.error());
   auto pins = graph::read_pins(*bd);
   if (!pins) return fail(pins.error());
@@ -404,7 +419,7 @@ int cmd_parse(const std::string& file) {
 int cmd_check(const Args& a) {
   auto loaded = load(a);
   if (!loaded) return fail(loaded.error());
-  auto store = Store::open(a.store.empty() ? Store::default_root() : a.store);
+  auto store = open_store(a);
   if (!store) return fail(store.error());
   auto overrides = graph::parse_build_contexts(a.build_contexts);
   if (!overrides) return fail(overrides.error());
@@ -421,21 +436,16 @@ int cmd_check(const Args& a) {
 int cmd_inspect(const Args& a) {
   auto loaded = load(a);
   if (!loaded) return fail(loaded.error());
-  auto store = Store::open(a.store.empty() ? Store::default_root() : a.store);
+  auto store = open_store(a);
   if (!store) return fail(store.error());
   auto overrides = graph::parse_build_contexts(a.build_contexts);
   if (!overrides) return fail(overrides.error());
   // inspect resolves like a first dfgen run (no pins read, none written, no imports).
   Resolver resolver{graph::BaseResolver(*store, *overrides, {}, false, {}), {}, {}};
-  plan::BuildOptions bo;
-  auto args = parse_build_args(a.build_args);
-  if (!args) return fail(args.error());
-  bo.build_args = *args;
-  bo.target = a.target;
-  bo.dockerfile_name = loaded->ast.filename;
-  bo.allow = {a.allow.begin(), a.allow.end()};
+  auto bo = build_options(*loaded, a);
+  if (!bo) return fail(bo.error());
   // inspect works without the base images: their config is used when the store has them.
-  auto p = plan::make_plan(loaded->ast, bo, [&](const std::string& ref) -> Result<Json> {
+  auto p = plan::make_plan(loaded->ast, *bo, [&](const std::string& ref) -> Result<Json> {
     auto cfg = resolver.config_of(ref);
     return cfg.ok() ? *cfg : Json::object();
   });
@@ -548,10 +558,9 @@ int cmd_bake(const Args& a, int argc, char** argv) {
   if (!file) return fail(file.error());
   auto bake_path = absolute_path(a.bake);
   if (!bake_path) return fail(bake_path.error());
-  auto store = Store::open(a.store.empty() ? Store::default_root() : a.store);
+  auto store = open_store(a);
   if (!store) return fail(store.error());
-  if (make_dirs(a.build_dir).ok()) {}
-  auto bd = absolute_path(a.build_dir);
+  auto bd = make_build_dir(a);
   if (!bd) return fail(bd.error());
   auto old_pins = graph::read_pins(*bd);
   if (!old_pins) return fail(old_pins.error());

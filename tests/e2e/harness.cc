@@ -1,5 +1,8 @@
 #include "tests/e2e/harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -86,6 +89,18 @@ const std::string& nonce() {
 std::string with_nonce(std::string text) {
   for (size_t at; (at = text.find("@NONCE@")) != std::string::npos;) text.replace(at, 7, nonce());
   return text;
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 int count_lines_with(const std::string& text, const std::string& needle) {

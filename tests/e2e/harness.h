@@ -37,6 +37,9 @@ const std::string& nonce();
 // `text` with every "@NONCE@" replaced by nonce().
 std::string with_nonce(std::string text);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (for test servers).
+int free_port();
+
 // Lines of `text` that contain `needle`.
 int count_lines_with(const std::string& text, const std::string& needle);
 

@@ -21,7 +21,11 @@ std::string short_digest(const std::string& content) { return "sha256:" + sha256
 struct Project {
   std::string ctx, b;
   std::string busybox = fixture("busybox");   // what the name busybox stands for
-  explicit Project(const std::string& name) : ctx(temp_dir(name + "-ctx")), b(temp_dir(name + "-build")) {
+  // Each test's own repository, so parallel tests never share a tag in the one store; the
+  // image (and Ninja target) is still called "insight".
+  std::string ref;
+  explicit Project(const std::string& name)
+      : ctx(temp_dir(name + "-ctx")), b(temp_dir(name + "-build")), ref(name + "/insight") {
     // A nonce per test run keeps the shared test store from answering the first build.
     std::string nonce = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());
     write_file(ctx + "/Dockerfile",
@@ -43,7 +47,7 @@ struct Project {
     write_file(ctx + "/.dockerignore", "app/skip.txt\n");
   }
   Output generate(const std::string& extra = "") {
-    return sh("dfgen " + q(ctx) + " -B " + q(b) + " -t insight --build-context busybox=docker-image://" +
+    return sh("dfgen " + q(ctx) + " -B " + q(b) + " -t " + ref + " --build-context busybox=docker-image://" +
               busybox + " " + extra);
   }
   Output ninja() { return sh("ninja -C " + q(b)); }
@@ -101,7 +105,7 @@ TEST(Explain, AnArgChangeIsOneLine) {
   Output chain = p.explain("insight");
   EXPECT_EQ(count_lines_with(chain.output, "  ARG VERSION: 1.2 -> 1.3"), 1) << chain.output;
   EXPECT_EQ(count_lines_with(chain.output, "COPY app/"), 0) << chain.output;   // its key did not change
-  Output version = sh("dfrun run insight cat /version");
+  Output version = sh("dfrun run " + p.ref + " cat /version");
   EXPECT_NE(version.output.find(" 1.3\n"), std::string::npos) << version.output;
 }
 
