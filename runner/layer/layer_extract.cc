@@ -171,7 +171,7 @@ Status write_data(struct archive* a, int fd, int64_t size) {
   for (;;) {
     int rc = archive_read_data_block(a, &buf, &len, &offset);
     if (rc == ARCHIVE_EOF) break;
-    if (rc < ARCHIVE_WARN) return Error(archive_error_string(a) ? archive_error_string(a) : "read error");
+    if (rc < ARCHIVE_WARN) return Error(archive_message(a, "read error"));
     const char* p = static_cast<const char*>(buf);
     while (len > 0) {
       ssize_t n = ::pwrite(fd, p, len, offset);
@@ -296,12 +296,6 @@ class Extractor {
   std::map<std::string, Meta> dirs_;
 };
 
-// libarchive's message, which is null for some failures (fmt refuses a null char*).
-std::string archive_message(struct archive* a) {
-  const char* msg = archive_error_string(a);
-  return msg && *msg ? msg : "unreadable or corrupt archive";
-}
-
 }  // namespace
 
 Status extract_layer(const std::string& blob_path, const std::string& dest) {
@@ -337,8 +331,7 @@ Result<std::string> layer_diff_id(const std::string& blob_path) {
   archive_read_support_filter_all(a.get());
   archive_read_support_format_raw(a.get());
   auto fail = [&](const char* fallback) {
-    const char* msg = archive_error_string(a.get());
-    return Error(fmt::format("{}: {}", what, msg && *msg ? msg : fallback));
+    return Error(fmt::format("{}: {}", what, archive_message(a.get(), fallback)));
   };
   if (archive_read_open_filename(a.get(), blob_path.c_str(), 1 << 16) != ARCHIVE_OK) return fail("cannot open");
   Sha256 hash;

@@ -4,6 +4,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <archive.h>
+
 #include <algorithm>
 
 namespace dfgen::layer {
@@ -53,6 +55,11 @@ Result<std::string> read_link(const std::string& path) {
   ssize_t n = ::readlink(path.c_str(), buf, PATH_MAX);
   if (n < 0) return Error::sys("read link " + path);
   return std::string(buf, static_cast<size_t>(n));
+}
+
+std::string archive_message(struct archive* a, const char* fallback) {
+  const char* msg = archive_error_string(a);
+  return msg && *msg ? msg : fallback;
 }
 
 }  // namespace dfgen::layer

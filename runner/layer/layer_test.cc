@@ -16,6 +16,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "runner/layer/layer_internal.h"
 #include "runner/layer/pgzip.h"
 #include "runner/userns/test_util.h"
 
@@ -629,6 +630,17 @@ TEST_F(LayerTest, CorruptBlobIsRefusedBeforeExtraction) {
   EXPECT_EQ(st.error().message, "snapshot " + diff_id + ": layer blob " + blob->digest +
                                     " is corrupt (hashes to " + sha256_digest("tampered") + ")");
   EXPECT_FALSE(store_->has_snapshot(diff_id));
+}
+
+// archive_error_string() is null on an archive without an error; the helper
+// every layer error goes through must never hand that on.
+TEST(ArchiveMessage, FallsBackWhenLibarchiveHasNoMessage) {
+  std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(), archive_read_free);
+  ASSERT_EQ(archive_error_string(a.get()), nullptr);
+  EXPECT_EQ(archive_message(a.get()), "unreadable or corrupt archive");
+  EXPECT_EQ(archive_message(a.get(), "read error"), "read error");
+  archive_set_error(a.get(), EINVAL, "bad header");
+  EXPECT_EQ(archive_message(a.get(), "read error"), "bad header");
 }
 
 }  // namespace

@@ -173,7 +173,7 @@ Status copy_file_data(struct archive* a, const std::string& path) {
   if (!fd) return Error::sys("open " + path);
   return read_chunks(fd.get(), path, [&](const char* data, size_t size) -> Status {
     if (archive_write_data(a, data, size) != static_cast<ssize_t>(size))
-      return Error(fmt::format("write layer: {}", archive_error_string(a)));
+      return Error(fmt::format("write layer: {}", archive_message(a, "libarchive failed")));
     return ok_status();
   });
 }
@@ -229,7 +229,7 @@ Status write_items(struct archive* a, const std::vector<Item>& items, const Writ
       DFGEN_CHECK(add_xattrs(e.get(), item.source));
     }
     if (archive_write_header(a, e.get()) != ARCHIVE_OK)
-      return Error(fmt::format("write layer entry {}: {}", item.name, archive_error_string(a)));
+      return Error(fmt::format("write layer entry {}: {}", item.name, archive_message(a, "libarchive failed")));
     if (data) DFGEN_CHECK(copy_file_data(a, item.source));
   }
   return ok_status();
@@ -253,10 +253,10 @@ Result<LayerInfo> write_layer(Store& store, const std::string& dir, const WriteO
   archive_write_add_filter_none(a.get());
   archive_write_set_bytes_in_last_block(a.get(), 1);
   if (archive_write_open2(a.get(), &sink, nullptr, sink_write, nullptr, nullptr) != ARCHIVE_OK)
-    return Error(fmt::format("write layer {}: {}", dir, archive_error_string(a.get())));
+    return Error(fmt::format("write layer {}: {}", dir, archive_message(a.get(), "libarchive failed")));
   Status st = write_items(a.get(), items, opts);
   if (st.ok() && archive_write_close(a.get()) != ARCHIVE_OK)
-    st = Error(fmt::format("write layer: {}", archive_error_string(a.get())));
+    st = Error(fmt::format("write layer: {}", archive_message(a.get(), "libarchive failed")));
   if (!sink.status.ok()) st = std::move(sink.status);
   if (!st.ok()) return std::move(st).error().context("write layer " + dir);
   DFGEN_CHECK(sink.compressor->feed(nullptr, 0, true, blob));
