@@ -111,6 +111,10 @@ def config_diffs(ref, cand):
             out.append(("config." + field,
                         f"config.{field}:\n  - buildkit {json.dumps(a, sort_keys=True)}\n"
                         f"  + dfgen    {json.dumps(b, sort_keys=True)}"))
+    # MAINTAINER sets the image's author, beside the config.
+    a, b = normalise(ref.get("author")), normalise(cand.get("author"))
+    if a != b:
+        out.append(("author", f"author:\n  - buildkit {json.dumps(a)}\n  + dfgen    {json.dumps(b)}"))
     return out
 
 

@@ -5,7 +5,12 @@
 # the two images with compare.py (config fields and file trees) against
 # allowlist.txt. See docs/differential.md.
 #
-# Usage: tests/differential/run.sh [CASE...]      (no names: every case)
+# Usage: tests/differential/run.sh [-j N] [CASE...]   (no names: every case;
+#        -j N builds N cases at once, default 1)
+# A case is cases/NAME/Dockerfile and its context; two optional files beside it
+# (not in the context: they are excluded by the case's .dockerignore or
+# harmless) set the build: `args` (one NAME=VALUE per line: --build-arg for
+# both builders) and `target` (a stage name: --target).
 # Needs dfgen, dfrun and ninja on PATH, DFGEN_STORE set (the e2e harness does
 # both), root, and the fixtures (scripts/fixtures.sh busybox debian).
 # Environment: DOCKER (default /usr/bin/docker: Debian's 20.10 client builds
@@ -34,14 +39,26 @@ docker_image() {
   fi
 }
 
+# prepare CASE...: dockerd, and the base images the cases name, in dockerd and
+# in dfgen's store under the same names. golang and gcc (large) only when a
+# case's Dockerfile names them.
 prepare() {
   PATH="$(dirname "$DOCKER"):$PATH" bash "$SRC/scripts/start-dockerd.sh" || die "no docker daemon"
-  bash "$SRC/scripts/fixtures.sh" busybox debian >/dev/null || die "fixtures.sh failed"
-  docker_image busybox:latest busybox
-  docker_image debian:bookworm debian
-  # dfgen resolves the same names in its store.
-  dfrun import "$FIXTURES/busybox.tar" -t busybox:latest >/dev/null
-  dfrun import "$FIXTURES/debian.tar" -t debian:bookworm >/dev/null
+  local want=(busybox:latest:busybox debian:bookworm:debian) fixtures=(busybox debian) name files=()
+  for name in "$@"; do files+=("$HERE/cases/$name/Dockerfile"); done
+  for name in golang gcc; do
+    if grep -qs "FROM $name:latest" "${files[@]}"; then
+      want+=("$name:latest:$name"); fixtures+=("$name")
+    fi
+  done
+  bash "$SRC/scripts/fixtures.sh" "${fixtures[@]}" >/dev/null || die "fixtures.sh failed"
+  local w ref fixture
+  for w in "${want[@]}"; do
+    ref=${w%:*} fixture=${w##*:}
+    docker_image "$ref" "$fixture"
+    # dfgen resolves the same names in its store.
+    dfrun import "$FIXTURES/$fixture.tar" -t "$ref" >/dev/null
+  done
 }
 
 # run_case NAME: 0 when the images match (allowed differences aside).
@@ -49,14 +66,20 @@ run_case() {
   local name=$1 ctx="$HERE/cases/$1" out="$WORK/$1"
   [ -f "$ctx/Dockerfile" ] || die "no case $name"
   rm -rf "$out" && mkdir -p "$out"
-  local tag="dfgen-differential/$name:latest"
-  if ! DOCKER_BUILDKIT=1 "$DOCKER" build --no-cache -t "$tag" "$ctx" >"$out/buildkit.log" 2>&1; then
+  local tag="dfgen-differential/$name:latest" opts=() line
+  if [ -f "$ctx/args" ]; then
+    while IFS= read -r line || [ -n "$line" ]; do
+      [ -n "$line" ] && opts+=(--build-arg "$line")
+    done <"$ctx/args"
+  fi
+  [ -f "$ctx/target" ] && opts+=(--target "$(tr -d '[:space:]' <"$ctx/target")")
+  if ! DOCKER_BUILDKIT=1 "$DOCKER" build --no-cache "${opts[@]}" -t "$tag" "$ctx" >"$out/buildkit.log" 2>&1; then
     echo "$name: docker build failed:"; tail -20 "$out/buildkit.log"; return 1
   fi
   "$DOCKER" save -o "$out/buildkit.tar" "$tag"
   "$DOCKER" rmi "$tag" >/dev/null
   # The context first: --output takes every word up to the next option.
-  if ! { dfgen "$ctx" -B "$out/build" -t "dfgen-differential-$name" \
+  if ! { dfgen "$ctx" "${opts[@]}" -B "$out/build" -t "dfgen-differential-$name" \
            --output "type=docker,dest=$out/dfgen.tar" && ninja -C "$out/build"; } \
          >"$out/dfgen.log" 2>&1; then
     echo "$name: dfgen build failed:"; tail -20 "$out/dfgen.log"; return 1
@@ -65,15 +88,30 @@ run_case() {
 }
 
 main() {
-  local cases=("$@") failed=()
+  local jobs=1
+  if [ "${1:-}" = -j ]; then jobs=$2; shift 2; fi
+  local cases=("$@") failed=() start=$SECONDS
   if [ ${#cases[@]} -eq 0 ]; then
     for d in "$HERE"/cases/*/; do cases+=("$(basename "$d")"); done
   fi
-  prepare
+  mkdir -p "$WORK"
+  prepare "${cases[@]}"
+  # Each case's output goes to WORK/NAME.out and is printed whole when the case
+  # ends, so parallel cases do not interleave.
+  local running=0 name
   for name in "${cases[@]}"; do
-    echo "=== $name"
-    run_case "$name" || failed+=("$name")
+    if [ "$running" -ge "$jobs" ]; then wait -n || true; running=$((running - 1)); fi
+    rm -f "$WORK/$name.failed"
+    ( if run_case "$name" >"$WORK/$name.out" 2>&1; then s=ok; else s=FAILED; fi
+      { echo "=== $name"; cat "$WORK/$name.out"; } | flock "$WORK/.print" cat
+      [ $s = ok ] || touch "$WORK/$name.failed" ) &
+    running=$((running + 1))
   done
+  wait
+  for name in "${cases[@]}"; do
+    [ -f "$WORK/$name.failed" ] && failed+=("$name")
+  done
+  echo "differential: ${#cases[@]} case(s) in $((SECONDS - start))s"
   # The last line is the summary, alone: "N passed, M failed".
   local passed=$(( ${#cases[@]} - ${#failed[@]} ))
   if [ ${#failed[@]} -gt 0 ]; then

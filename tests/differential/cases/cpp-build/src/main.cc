@@ -1,0 +1,3 @@
+#include <iostream>
+#include "lib.h"
+int main() { std::cout << greeting("differential") << "\n"; }

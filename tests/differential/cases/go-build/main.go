@@ -1,0 +1,11 @@
+package main
+
+import (
+	"fmt"
+
+	"example.com/greet/internal/words"
+)
+
+func main() {
+	fmt.Println(words.Greeting("differential"))
+}
