@@ -1,4 +1,8 @@
 // dfrun: executes build steps (called by Ninja) and works with the store.
+#include <sched.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -32,11 +36,23 @@ int as_root(char** argv, const std::function<int()>& cmd) {
   return cmd();
 }
 
+// A mount namespace of our own for a step or a run (root; a rootless dfrun
+// has one from reexec_as_root): the overlays and netns pins we mount are
+// nobody else's, and they go with the last process using them, so a killed
+// dfrun leaves no mount behind (docs/robustness.md).
+Status own_mount_namespace() {
+  if (::geteuid() != 0 || userns::in_user_namespace()) return ok_status();
+  if (::unshare(CLONE_NEWNS) != 0) return Error::sys("create mount namespace");
+  if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return Error::sys("make mounts private");
+  return ok_status();
+}
+
 Result<Store> open_store(const std::string& flag) {
   return Store::open(flag.empty() ? Store::default_root() : flag);
 }
 
 int cmd_step(const std::string& store_dir, const std::string& spec) {
+  if (auto st = own_mount_namespace(); !st.ok()) return fail(st.error());
   auto store = open_store(store_dir);
   if (!store) return fail(store.error());
   // A spec field of the wrong JSON type makes json's value()/get() throw
@@ -69,6 +85,7 @@ int cmd_images(const std::string& store_dir) {
 }
 
 int cmd_run(const std::string& store_dir, const std::string& image, const std::vector<std::string>& cmd) {
+  if (auto st = own_mount_namespace(); !st.ok()) return fail(st.error());
   auto store = open_store(store_dir);
   if (!store) return fail(store.error());
   auto code = step::run_image(*store, image, cmd);

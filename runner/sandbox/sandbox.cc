@@ -15,6 +15,7 @@
 #include <optional>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "core/fs.h"
 #include "runner/sandbox/bundle.h"
@@ -139,6 +140,89 @@ Result<std::optional<int>> wait_or_interrupt(pid_t pid) {
   }
 }
 
+// Kills and deletes the container when dfrun dies without saying it is done
+// (SIGKILL, a crash): runc runs in its own process group, so nothing else
+// would stop it, and its state dir and cgroups would stay. The guard is a
+// shell in a session of its own (a kill of our session or group misses it)
+// reading a pipe only we write: first runc's pid, then "done" once we have
+// dealt with the container ourselves. EOF before "done" means we died: it
+// repeats `runc delete --force` while runc lives (it may still be creating
+// the container), once more after, then removes what a runc killed before it
+// recorded the container leaves: its state dir and empty cgroups. Without a
+// pid (we died right after starting runc) it repeats the delete for 2 s.
+class ContainerGuard {
+ public:
+  // `runc`: the runc command line before its subcommand; `state`: its --root.
+  static Result<ContainerGuard> start(const std::vector<std::string>& runc, const std::string& state,
+                                      const std::string& id) {
+    static const char* kScript =
+        "read -r pid || pid=\n"
+        "read -r word && [ \"$word\" = done ] && exit 0\n"
+        "id=$1; state=$2; shift 2; n=0\n"
+        "while [ $n -lt 600 ]; do\n"
+        "  \"$@\" delete --force \"$id\"\n"
+        "  if [ -n \"$pid\" ]; then kill -0 \"$pid\" || break; elif [ $n -ge 40 ]; then break; fi\n"
+        "  sleep 0.05; n=$((n + 1))\n"
+        "done\n"
+        "\"$@\" delete --force \"$id\"\n"
+        "rm -rf \"$state/$id\"\n"
+        "for d in /sys/fs/cgroup/\"$id\" /sys/fs/cgroup/*/\"$id\"; do\n"
+        "  n=0; while [ -d \"$d\" ] && ! rmdir \"$d\" && [ $n -lt 20 ]; do sleep 0.05; n=$((n + 1)); done\n"
+        "done\n"
+        "exit 0\n";
+    std::vector<std::string> args = {"sh", "-c", kScript, "dfrun-container-guard", id, state};
+    args.insert(args.end(), runc.begin(), runc.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return Error::sys("pipe");
+    UniqueFd read_end(p[0]), write_end(p[1]);
+    UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!null) return Error::sys("open /dev/null");
+    pid_t pid = ::fork();
+    if (pid < 0) return Error::sys("fork");
+    if (pid == 0) {
+      // Only async-signal-safe calls: other threads may hold locks.
+      ::setsid();
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(s, SIG_DFL);
+      if (::dup2(read_end.get(), 0) < 0 || ::dup2(null.get(), 1) < 0 || ::dup2(null.get(), 2) < 0) ::_exit(127);
+      ::execve("/bin/sh", argv.data(), environ);
+      ::_exit(127);
+    }
+    return ContainerGuard(pid, std::move(write_end));
+  }
+  ContainerGuard(ContainerGuard&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)), pipe_(std::move(o.pipe_)), watching_(o.watching_) {}
+  ContainerGuard& operator=(ContainerGuard&&) = delete;
+  ~ContainerGuard() { release(); }
+
+  void watch(pid_t runc_pid) {
+    say(fmt::format("{}\n", runc_pid));
+    watching_ = true;
+  }
+  // We dealt with the container: the guard exits without acting.
+  void release() {
+    if (pid_ < 0) return;
+    say(watching_ ? "done\n" : "0\ndone\n");
+    pipe_.reset();
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {}
+    pid_ = -1;
+  }
+
+ private:
+  ContainerGuard(pid_t pid, UniqueFd pipe) : pid_(pid), pipe_(std::move(pipe)) {}
+  void say(const std::string& line) {
+    if (pipe_) (void)!::write(pipe_.get(), line.data(), line.size());
+  }
+  pid_t pid_ = -1;
+  UniqueFd pipe_;
+  bool watching_ = false;
+};
+
 // runc's own failure (bad config, mount refused...) from its JSON log, as
 // opposed to the process exiting non-zero.
 std::optional<std::string> runc_error(const std::string& log_path) {
@@ -194,7 +278,9 @@ Result<int> run_runc(const std::string& bundle, const std::string& stdin_data, b
     stdin_write.reset(p[1]);
   }
   InterruptGuard interrupts;
+  DFGEN_TRY(ContainerGuard guard, ContainerGuard::start(runc, state, id));
   DFGEN_TRY(pid_t pid, spawn(args, stdin_read.get()));
+  guard.watch(pid);
   stdin_read.reset();
   std::thread feeder;
   if (stdin_write) feeder = std::thread(feed, std::move(stdin_write), stdin_data);
