@@ -17,8 +17,6 @@ struct Match {
   std::string path;          // relative to the context root, cleaned ("." for the root)
   bool is_dir = false;
   size_t pattern = 0;        // index of the pattern that matched it
-  std::string name;          // a source that is a symlink is followed (inside the context, as
-                             // BuildKit): path is its target, name the link's own ("" = path's)
   std::vector<std::string> files;  // for a dir: every non-ignored entry below it, relative to
                                    // the context root, sorted (dirs included, so empty dirs copy)
 };
@@ -36,7 +34,7 @@ Result<std::string> clean_source(const std::string& source);
 // Expands `patterns` (relative to `root`; `*`, `?`, `[...]` per path component, as Go's
 // filepath.Match) and walks matched directories. A pattern without wildcards that matches
 // nothing is an error ("COPY failed: file not found in build context: x"); a wildcard pattern
-// that matches nothing adds nothing, as in BuildKit (which allows empty wildcards).
+// that matches nothing is an error too, as in BuildKit ("no source files were specified").
 Result<Selection> select(const std::string& root, const std::vector<std::string>& patterns,
                          const IgnoreMatcher& ignore);
 

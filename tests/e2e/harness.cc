@@ -19,16 +19,21 @@
 
 namespace dfgen::e2e {
 
-std::string source_dir() { return DFGEN_SOURCE_DIR; }
-
-std::string store_dir() {
-  const char* env = std::getenv("DFGEN_TEST_STORE");
-  return env ? env : std::string(DFGEN_BINARY_DIR) + "/test-store";
+namespace {
+// The value of environment variable `name`, or `fallback` when unset or empty.
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
 }
+}  // namespace
+
+std::string source_dir() { return env_or("DFGEN_E2E_SOURCE_DIR", DFGEN_SOURCE_DIR); }
+std::string build_dir() { return env_or("DFGEN_E2E_BUILD_DIR", DFGEN_BINARY_DIR); }
+
+std::string store_dir() { return env_or("DFGEN_TEST_STORE", build_dir() + "/test-store"); }
 
 Output sh(const std::string& command) {
-  std::string env = "PATH='" + std::string(DFGEN_BINARY_DIR) + "/bin':\"$PATH\" DFGEN_STORE='" +
-                    store_dir() + "' ";
+  std::string env = "PATH=" + q(build_dir() + "/bin") + ":\"$PATH\" DFGEN_STORE=" + q(store_dir()) + " ";
   std::string full = "export " + env + "; ( " + command + " ) 2>&1";
   Output r;
   FILE* p = ::popen(full.c_str(), "r");
@@ -57,7 +62,7 @@ std::string fixture(const std::string& name) {
 }
 
 std::string temp_dir(const std::string& name) {
-  std::string base = std::string(DFGEN_BINARY_DIR) + "/e2e-tmp";
+  std::string base = build_dir() + "/e2e-tmp";
   auto dir = TempDir::create(base, name);
   if (!dir.ok()) throw std::runtime_error(dir.error().render());
   return dir->release();

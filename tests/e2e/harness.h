@@ -14,9 +14,17 @@ struct Output {
 };
 
 // Runs `command` through /bin/sh with the test environment (PATH has
-// build/bin first, DFGEN_STORE set), capturing its output.
+// build_dir()/bin first, DFGEN_STORE set), capturing its output.
 Output sh(const std::string& command);
 
+// Where the tests find things. By default the build tree and checkout they
+// were built from; tests/e2e/as_user.sh, which runs them as a user who is
+// not root, points them at copies the user owns or can read:
+//   DFGEN_E2E_BUILD_DIR   bin/ (dfgen, dfrun), test-store/, e2e-tmp/
+//   DFGEN_E2E_SOURCE_DIR  the checkout (examples/, scripts/)
+//   DFGEN_TEST_STORE      the test store (default build_dir()/test-store)
+std::string build_dir();
+std::string source_dir();
 // The test store shared by the e2e tests of one build tree.
 std::string store_dir();
 // Makes sure the fixture NAME (busybox, debian, golang, gcc) is built and
@@ -27,7 +35,6 @@ std::string fixture(const std::string& name);
 std::string temp_dir(const std::string& name);
 void write_file(const std::string& path, const std::string& content);
 std::string read_file(const std::string& path);
-std::string source_dir();   // the checkout
 
 // Single-quotes `s` for /bin/sh.
 std::string q(const std::string& s);
