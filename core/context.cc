@@ -217,8 +217,10 @@ Result<Selection> select(const std::string& root, const std::vector<std::string>
       return has_wildcard(cleaned) && options.exclude->excluded(p.substr(p.rfind('/') + 1));
     });
     if (found.empty()) {
-      if (has_wildcard(cleaned))
-        return Error(fmt::format("no source files were specified: {} matches no file in the build context", pattern));
+      // BuildKit allows a wildcard that matches nothing (AllowEmptyWildcard):
+      // the source adds nothing (the classic builder's "no source files were
+      // specified" is not BuildKit's).
+      if (has_wildcard(cleaned)) continue;
       return Error(fmt::format("file not found in build context or excluded by .dockerignore: {}", pattern));
     }
     for (auto& p : found) {
@@ -226,9 +228,18 @@ Result<Selection> select(const std::string& root, const std::vector<std::string>
       m.path = p;
       m.pattern = i;
       struct stat st;
-      m.is_dir = ::lstat(path_join(root, p).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-      w.exclude_base = pivot.empty() ? p : pivot;
-      if (m.is_dir) DFGEN_CHECK(w.walk(p == "." ? "" : p, m.files));
+      if (pivot.empty() && ::lstat(path_join(root, p).c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+        // BuildKit follows a source that is a symlink (FollowSymlinks), inside
+        // the context; a dangling one is copied as the link it is.
+        auto target = resolve_in_root(root, p);
+        if (target.ok() && path_exists(path_join(root, target->empty() ? "." : *target))) {
+          m.name = p.substr(p.rfind('/') + 1);
+          m.path = target->empty() ? "." : *target;
+        }
+      }
+      m.is_dir = ::lstat(path_join(root, m.path).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      w.exclude_base = pivot.empty() ? m.path : pivot;
+      if (m.is_dir) DFGEN_CHECK(w.walk(m.path == "." ? "" : m.path, m.files));
       sel.matches.push_back(std::move(m));
     }
   }

@@ -17,6 +17,8 @@ struct Match {
   std::string path;          // relative to the context root, cleaned ("." for the root)
   bool is_dir = false;
   size_t pattern = 0;        // index of the pattern that matched it
+  std::string name;          // a source that is a symlink is followed (inside the context, as
+                             // BuildKit): path is its target, name the link's own ("" = path's)
   std::vector<std::string> files;  // for a dir: every non-ignored entry below it, relative to
                                    // the context root, sorted (dirs included, so empty dirs copy)
 };
@@ -34,7 +36,7 @@ Result<std::string> clean_source(const std::string& source);
 // Expands `patterns` (relative to `root`; `*`, `?`, `[...]` per path component, as Go's
 // filepath.Match) and walks matched directories. A pattern without wildcards that matches
 // nothing is an error ("COPY failed: file not found in build context: x"); a wildcard pattern
-// that matches nothing is an error too, as in BuildKit ("no source files were specified").
+// that matches nothing adds nothing, as in BuildKit (which allows empty wildcards).
 Result<Selection> select(const std::string& root, const std::vector<std::string>& patterns,
                          const IgnoreMatcher& ignore);
 

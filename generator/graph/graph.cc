@@ -1,5 +1,7 @@
 #include "generator/graph/graph.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <set>
 
@@ -15,6 +17,16 @@ constexpr const char* kStateDir = ".dfgen";
 // RUN steps share one job budget with the rest of `ninja -j` (dfgen --run-jobs);
 // COPY and other steps stay outside it (docs/insight.md).
 constexpr const char* kRunPool = "run_pool";
+
+// Adds a selected context file to a step's Ninja inputs. Ninja follows
+// symlinks and reports a dangling one as a missing input with no rule, so a
+// link whose target is absent (BuildKit copies it as a link) is left out; its
+// own text is still part of the step's key (dfrun hashes the selection).
+void add_context_input(std::vector<std::string>& inputs, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 && ::lstat(path.c_str(), &st) == 0) return;
+  inputs.push_back(path);
+}
 
 // Everything that one write() accumulates.
 struct Builder {
@@ -114,7 +126,7 @@ struct Builder {
           opts.ignore_file.empty() ? ".dockerignore" : opts.ignore_file));
       auto sel = context::select_op(opts.context_dir, op, matcher);   // --exclude, --parents as dfrun
       if (!sel.ok()) return std::move(sel).error().context(step.location);
-      for (const auto& f : sel->all_files()) inputs.push_back(path_join(opts.context_dir, f));
+      for (const auto& f : sel->all_files()) add_context_input(inputs, path_join(opts.context_dir, f));
       for (const auto& d : sel->walked_dirs) regen_inputs.insert(d);
     }
     Json secrets = Json::object();
@@ -188,7 +200,7 @@ struct Builder {
         if (!clean.ok()) return std::move(clean).error().context(step.location);
         auto sel = context::select(opts.context_dir, {*clean}, matcher);
         if (!sel.ok()) return std::move(sel).error().context(step.location);
-        for (const auto& f : sel->all_files()) inputs.push_back(path_join(opts.context_dir, f));
+        for (const auto& f : sel->all_files()) add_context_input(inputs, path_join(opts.context_dir, f));
         for (const auto& d : sel->walked_dirs) regen_inputs.insert(d);
       } else if (type == "secret") {
         std::string id = m.value("id", "");

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/result.h"
+#include "core/statcache.h"
 #include "core/store.h"
 
 namespace dfgen::layer {
@@ -18,6 +19,10 @@ enum class Compression { Gzip, Zstd, None };
 
 struct WriteOptions {
   Compression compression = Compression::Gzip;
+  // 0: the default (gzip 6 as `gzip`; zstd 3 as `zstd`); else gzip 1-9 or
+  // zstd 1-19. zstd runs on one worker thread per CPU (at most 8); its
+  // frames do not depend on the worker count.
+  int level = 0;
   // When set, every timestamp later than this is clamped to it.
   std::optional<int64_t> source_date_epoch;
 };
@@ -28,10 +33,38 @@ struct LayerInfo {
   bool empty = false;     // the tree held nothing: callers usually drop the layer
 };
 
+// "gzip", "zstd", "gzip,level=9", "zstd,level=19", "uncompressed": what
+// dfgen --compression and a step spec's op "compression" say.
+Result<WriteOptions> parse_compression(const std::string& text, WriteOptions base = {});
+
 // Writes the tree under `dir` as a layer blob into the store: PAX tar, entries
 // sorted by path, regular files, dirs, symlinks, hardlinks (by inode), device
 // nodes, fifos, xattrs; overlay whiteouts converted to OCI ones.
 Result<LayerInfo> write_layer(Store& store, const std::string& dir, const WriteOptions& opts = {});
+
+// A regular file a layer takes from outside the tree: COPY writes build
+// context files into its layer straight from the context, without making
+// them in a snapshot first. The entry is written as if the file were in the
+// tree at `name` with this metadata (no xattrs, one link).
+struct ExternalFile {
+  std::string name;       // path in the tar: relative, no leading "/"
+  int dir_fd = -1;        // the file is `rel` below dir_fd (opened without following a link)
+  std::string rel;
+  mode_t perm = 0644;     // permission bits (07777)
+  uid_t uid = 0;
+  gid_t gid = 0;
+  int64_t mtime = 0;      // seconds (clamped like the tree's)
+  // The file as it was hashed for the step's key: the open file must stat
+  // the same (dev, ino, size, mtime, ctime, mode) and read to `digest`, else
+  // writing the layer fails (the file changed under the build).
+  StatKey expect;
+  std::string digest;     // "sha256:..."
+};
+
+// write_layer with `files` added to the tree's entries (sorted in with them;
+// a name must not be one of the tree's).
+Result<LayerInfo> write_layer(Store& store, const std::string& dir, const WriteOptions& opts,
+                              const std::vector<ExternalFile>& files);
 
 // write_layer, then moves `dir` itself into the store as the layer's snapshot
 // (no re-extraction). If the snapshot already exists, `dir` is removed.
@@ -39,8 +72,9 @@ Result<LayerInfo> commit_dir(Store& store, const std::string& dir, const WriteOp
 
 // Makes sure snapshots/<diff_id> exists, extracting the blob if needed
 // (under a lock; into a temp dir, then renamed: never half made). The blob is
-// checked against its digest and its uncompressed stream against diff_id
-// before anything is extracted.
+// read once: checked against its digest and its uncompressed stream against
+// diff_id while it is extracted into the temp dir, which becomes the snapshot
+// only when both match.
 Status ensure_snapshot(Store& store, const Descriptor& blob, const std::string& diff_id);
 
 // Extracts a layer (gzip, zstd or plain tar) into the existing empty directory

@@ -13,11 +13,14 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <map>
 #include <memory>
 #include <vector>
 
+#include "core/fs.h"
+#include "core/sha256.h"
 #include "runner/layer/layer.h"
 #include "runner/layer/layer_internal.h"
 
@@ -298,22 +301,18 @@ class Extractor {
 
 }  // namespace
 
-Status extract_layer(const std::string& blob_path, const std::string& dest) {
-  std::string what = "extract layer " + blob_path;
+namespace {
+
+// Extracts the tar that `a` (opened) reads into `dest`.
+Status extract_from(struct archive* a, const std::string& dest, const std::string& what) {
   UniqueFd root(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) return Error::sys(what + ": open " + dest);
-  ArchivePtr a(archive_read_new(), archive_read_free);
-  if (!a) return Error(what + ": archive_read_new failed");
-  archive_read_support_filter_all(a.get());
-  archive_read_support_format_tar(a.get());
-  if (archive_read_open_filename(a.get(), blob_path.c_str(), 1 << 16) != ARCHIVE_OK)
-    return Error(fmt::format("{}: {}", what, archive_message(a.get())));
-  Extractor x(a.get(), root.get());
+  Extractor x(a, root.get());
   for (;;) {
     archive_entry* e = nullptr;
-    int rc = archive_read_next_header(a.get(), &e);
+    int rc = archive_read_next_header(a, &e);
     if (rc == ARCHIVE_EOF) break;
-    if (rc < ARCHIVE_WARN) return Error(fmt::format("{}: {}", what, archive_message(a.get())));
+    if (rc < ARCHIVE_WARN) return Error(fmt::format("{}: {}", what, archive_message(a)));
     auto st = x.entry(e);
     if (!st.ok()) {
       const char* p = archive_entry_pathname(e);
@@ -322,6 +321,125 @@ Status extract_layer(const std::string& blob_path, const std::string& dest) {
   }
   if (auto st = x.finish(); !st.ok()) return std::move(st).error().context(what);
   return ok_status();
+}
+
+// A layer blob read once: its bytes hashed as they are read (the digest),
+// decompressed by a raw libarchive reader (any filter), the uncompressed
+// stream hashed (the diff_id) and handed to the tar reader. The readers'
+// errors are kept, not returned: the blob's digest is checked first.
+class VerifyingReader {
+ public:
+  static Result<std::unique_ptr<VerifyingReader>> open(const std::string& path) {
+    std::unique_ptr<VerifyingReader> r(new VerifyingReader);
+    r->fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!r->fd_) return Error::sys("open " + path);
+    struct archive* raw = r->raw_.get();
+    archive_read_support_filter_all(raw);
+    archive_read_support_format_raw(raw);
+    if (archive_read_open(raw, r.get(), nullptr, read_blob, nullptr) != ARCHIVE_OK) {
+      r->raw_error_ = archive_message(raw, "cannot open");
+      return r;
+    }
+    archive_entry* e = nullptr;
+    int rc = archive_read_next_header(raw, &e);
+    if (rc == ARCHIVE_EOF) r->eof_ = true;
+    else if (rc != ARCHIVE_OK) r->raw_error_ = archive_message(raw, "unreadable layer");
+    if (!r->raw_error_.empty()) return r;
+    struct archive* tar = r->tar_.get();
+    archive_read_support_filter_none(tar);
+    archive_read_support_format_tar(tar);
+    if (archive_read_open(tar, r.get(), nullptr, read_tar, nullptr) != ARCHIVE_OK)
+      r->tar_error_ = archive_message(tar);
+    return r;
+  }
+  // The tar reader; null when the stream could not be opened as a tar (error()).
+  struct archive* tar() { return raw_error_.empty() && tar_error_.empty() ? tar_.get() : nullptr; }
+  // Why the compressed stream could not be read ("" if it could).
+  const std::string& raw_error() const { return raw_error_; }
+  const std::string& tar_error() const { return tar_error_; }
+
+  // Reads what the tar reader left (end-of-archive padding, trailing bytes)
+  // and returns {digest, diff_id} (diff_id is meaningless after a raw_error).
+  Result<std::pair<std::string, std::string>> finish() {
+    const void* buf;
+    size_t len;
+    while (!eof_ && raw_error_.empty()) next(&buf, &len);
+    char tail[1 << 16];
+    for (;;) {
+      ssize_t n = ::read(fd_.get(), tail, sizeof tail);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Error::sys("read layer blob");
+      if (n == 0) break;
+      blob_hash_.update(tail, static_cast<size_t>(n));
+    }
+    return std::make_pair(blob_hash_.digest(), tar_hash_.digest());
+  }
+
+ private:
+  VerifyingReader() : raw_(archive_read_new(), archive_read_free), tar_(archive_read_new(), archive_read_free) {}
+
+  static la_ssize_t read_blob(struct archive* a, void* data, const void** out) {
+    auto* r = static_cast<VerifyingReader*>(data);
+    for (;;) {
+      ssize_t n = ::read(r->fd_.get(), r->in_.data(), r->in_.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        archive_set_error(a, errno, "read layer blob");
+        return -1;
+      }
+      r->blob_hash_.update(r->in_.data(), static_cast<size_t>(n));
+      *out = r->in_.data();
+      return n;
+    }
+  }
+  // The next block of the uncompressed stream; len 0 at its end or on an error.
+  void next(const void** buf, size_t* len) {
+    la_int64_t offset;
+    *len = 0;
+    int rc = archive_read_data_block(raw_.get(), buf, len, &offset);
+    if (rc == ARCHIVE_EOF) {
+      eof_ = true;
+      *len = 0;
+    } else if (rc != ARCHIVE_OK) {
+      raw_error_ = archive_message(raw_.get(), "compressed stream is truncated or corrupt");
+      *len = 0;
+    } else {
+      tar_hash_.update(*buf, *len);
+    }
+  }
+  static la_ssize_t read_tar(struct archive* a, void* data, const void** out) {
+    auto* r = static_cast<VerifyingReader*>(data);
+    size_t len = 0;
+    while (len == 0) {
+      if (r->eof_) return 0;
+      r->next(out, &len);
+      if (!r->raw_error_.empty()) {
+        archive_set_error(a, EIO, "%s", r->raw_error_.c_str());
+        return -1;
+      }
+    }
+    return static_cast<la_ssize_t>(len);
+  }
+
+  UniqueFd fd_;
+  ArchivePtr raw_, tar_;
+  std::vector<char> in_ = std::vector<char>(1 << 17);
+  Sha256 blob_hash_, tar_hash_;
+  bool eof_ = false;
+  std::string raw_error_, tar_error_;
+};
+
+}  // namespace
+
+Status extract_layer(const std::string& blob_path, const std::string& dest) {
+  std::string what = "extract layer " + blob_path;
+  ArchivePtr a(archive_read_new(), archive_read_free);
+  if (!a) return Error(what + ": archive_read_new failed");
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_tar(a.get());
+  if (archive_read_open_filename(a.get(), blob_path.c_str(), 1 << 16) != ARCHIVE_OK)
+    return Error(fmt::format("{}: {}", what, archive_message(a.get())));
+  return extract_from(a.get(), dest, what);
 }
 
 Result<std::string> layer_diff_id(const std::string& blob_path) {
@@ -358,18 +476,26 @@ Status ensure_snapshot(Store& store, const Descriptor& blob, const std::string& 
   if (!store.has_blob(blob.digest))
     return Error(fmt::format("{}: layer blob {} is not in the store", what, blob.digest));
   std::string path = store.blob_path(blob.digest);
-  DFGEN_TRY(std::string actual, sha256_file(path));
-  if (actual != blob.digest)
-    return Error(fmt::format("{}: layer blob {} is corrupt (hashes to {})", what, blob.digest, actual));
-  // The uncompressed stream must be the one the image config names; this also
-  // catches a compressed stream cut off exactly between two tar entries.
-  auto tar_digest = layer_diff_id(path);
-  if (!tar_digest.ok()) return std::move(tar_digest).error().context(what);
-  if (*tar_digest != diff_id)
-    return Error(fmt::format("{}: layer blob {} unpacks to {}, not to its diff_id", what, blob.digest, *tar_digest));
+  // One pass over the blob: extracted into a temp dir while its digest and
+  // the digest of its uncompressed stream are computed; only a blob that
+  // matches both becomes the snapshot (a mismatch leaves nothing behind).
   DFGEN_TRY(TempDir tmp, store.make_temp_dir("snapshot"));
   if (::chmod(tmp.path().c_str(), 0755) != 0) return Error::sys("chmod " + tmp.path());
-  auto extracted = extract_layer(path, tmp.path());
+  DFGEN_TRY(auto reader, VerifyingReader::open(path));
+  std::string extract_what = "extract layer " + path;
+  Status extracted = reader->tar() ? extract_from(reader->tar(), tmp.path(), extract_what)
+                                   : Status(Error(fmt::format("{}: {}", extract_what, reader->tar_error())));
+  auto digests = reader->finish();
+  if (!digests.ok()) return std::move(digests).error().context(what);
+  auto& [actual, tar_digest] = *digests;
+  if (actual != blob.digest)
+    return Error(fmt::format("{}: layer blob {} is corrupt (hashes to {})", what, blob.digest, actual));
+  if (!reader->raw_error().empty())
+    return Error(fmt::format("{}: read layer {}: {}", what, path, reader->raw_error()));
+  // The uncompressed stream must be the one the image config names; this also
+  // catches a compressed stream cut off exactly between two tar entries.
+  if (tar_digest != diff_id)
+    return Error(fmt::format("{}: layer blob {} unpacks to {}, not to its diff_id", what, blob.digest, tar_digest));
   if (!extracted.ok()) return std::move(extracted).error().context(what);
   std::string target = store.snapshot_path(diff_id);
   if (::rename(tmp.path().c_str(), target.c_str()) != 0)

@@ -16,6 +16,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/sha256.h"
 #include "runner/layer/layer_internal.h"
 #include "runner/layer/pgzip.h"
 #include "runner/userns/test_util.h"
@@ -439,6 +440,28 @@ TEST(ParallelGzipTest, SinkErrorsComeBack) {
   EXPECT_EQ(st.error().message, "disk full");
 }
 
+TEST(ParallelGzipTest, IncompressibleBlocksAreStoredStillOneMemberSameBytes) {
+  // 3 MiB of random bytes around 1 MiB that compresses: the random blocks are
+  // stored (at most a few bytes per 64 KiB over their size), the other one
+  // deflated; one member, the same bytes for every thread count.
+  std::string random(3 << 20, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (auto& c : random) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x >> 24);
+  }
+  std::string in = random.substr(0, 2 << 20) + mixed_data(1 << 20, 5) + random.substr(2 << 20);
+  std::string one = pgzip(in, 1, ParallelGzip::kDefaultBlock);
+  size_t rest = 99;
+  EXPECT_EQ(gunzip(one, &rest), in);
+  EXPECT_EQ(rest, 0u);
+  for (int threads : {2, 3}) EXPECT_EQ(pgzip(in, threads, ParallelGzip::kDefaultBlock), one) << threads;
+  std::string mixed_only = pgzip(mixed_data(1 << 20, 5), 1, ParallelGzip::kDefaultBlock);
+  EXPECT_LT(one.size(), random.size() + random.size() / 1000 + mixed_only.size() + 64)
+      << "random stored, the rest still compressed";
+  EXPECT_GE(one.size(), random.size());
+}
+
 TEST_F(LayerTest, GzipLayerOfSeveralBlocksRoundTrips) {
   std::string root = new_dir("big");
   std::string data = mixed_data(3 * ParallelGzip::kDefaultBlock + 4321, 11);
@@ -641,6 +664,119 @@ TEST(ArchiveMessage, FallsBackWhenLibarchiveHasNoMessage) {
   EXPECT_EQ(archive_message(a.get(), "read error"), "read error");
   archive_set_error(a.get(), EINVAL, "bad header");
   EXPECT_EQ(archive_message(a.get(), "read error"), "bad header");
+}
+
+// ---- files from outside the tree (COPY from the build context) ----
+
+TEST_F(LayerTest, ExternalFilesGiveTheSameBytesAsTheTreeAndMustNotChange) {
+  std::string data = mixed_data(200000, 9);
+  // The tree as COPY made it before: the file inside.
+  std::string full = new_dir("full");
+  must(::mkdir((full + "/app").c_str(), 0755), "mkdir");
+  write(full + "/app/f.txt", data, 0640);
+  must(::chmod((full + "/app/f.txt").c_str(), 0640), "chmod");
+  must(::chown((full + "/app/f.txt").c_str(), 7, 9), "chown");
+  set_mtime(full + "/app/f.txt", 1650000000);
+  set_mtime(full + "/app", 1700000000);
+  // The same layer from a tree holding only the directory plus the file read from a context.
+  std::string dirs = new_dir("dirs");
+  must(::mkdir((dirs + "/app").c_str(), 0755), "mkdir");
+  set_mtime(dirs + "/app", 1700000000);
+  std::string ctx = new_dir("ctx");
+  write(ctx + "/f.txt", data, 0600);
+  set_mtime(ctx + "/f.txt", 1650000000);
+  UniqueFd ctx_fd(::open(ctx.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(ctx_fd);
+  struct stat st;
+  must(::stat((ctx + "/f.txt").c_str(), &st), "stat");
+  ExternalFile f;
+  f.name = "app/f.txt";
+  f.dir_fd = ctx_fd.get();
+  f.rel = "f.txt";
+  f.perm = 0640;
+  f.uid = 7;
+  f.gid = 9;
+  f.mtime = 1650000000;
+  f.expect = StatKey::of(st);
+  f.digest = sha256_digest(data);
+
+  auto want = write_layer(*store_, full);
+  auto got = write_layer(*store_, dirs, {}, {f});
+  ASSERT_TRUE(want.ok() && got.ok()) << (got.ok() ? "" : got.error().message);
+  EXPECT_EQ(got->blob.digest, want->blob.digest);
+  EXPECT_EQ(got->diff_id, want->diff_id);
+
+  // Content other than the key's digest: refused.
+  ExternalFile wrong = f;
+  wrong.digest = sha256_digest("other");
+  auto bad = write_layer(*store_, dirs, {}, {wrong});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.error().message, ::testing::HasSubstr("f.txt changed while the step ran (its content hashes differently)"));
+
+  // Rewritten since it was hashed (same size, mtime put back: the ctime moved): refused.
+  std::string other = data;
+  other[100] ^= 1;
+  write(ctx + "/f.txt", other, 0600);
+  set_mtime(ctx + "/f.txt", 1650000000);
+  auto changed = write_layer(*store_, dirs, {}, {f});
+  ASSERT_FALSE(changed.ok());
+  EXPECT_THAT(changed.error().message, ::testing::HasSubstr("f.txt changed while the step ran"));
+  write(ctx + "/f.txt", data + "more", 0600);
+  auto grown = write_layer(*store_, dirs, {}, {f});
+  ASSERT_FALSE(grown.ok());
+  EXPECT_THAT(grown.error().message, ::testing::HasSubstr("size 200000 -> 200004"));
+}
+
+// ---- compression options ----
+
+TEST(CompressionOption, ParsesTypesAndLevels) {
+  auto z = parse_compression("zstd,level=19");
+  ASSERT_TRUE(z.ok());
+  EXPECT_EQ(z->compression, Compression::Zstd);
+  EXPECT_EQ(z->level, 19);
+  auto g = parse_compression("gzip");
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->compression, Compression::Gzip);
+  EXPECT_EQ(g->level, 0);
+  WriteOptions base;
+  base.source_date_epoch = 5;
+  auto u = parse_compression("uncompressed", base);
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->compression, Compression::None);
+  EXPECT_EQ(u->source_date_epoch, 5);
+  for (const char* bad : {"zstd,level=20", "gzip,level=0", "gzip,level=10", "brotli", "zstd,lvl=3",
+                          "uncompressed,level=1", "zstd,level=", "gzip,level=x"}) {
+    auto r = parse_compression(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_THAT(r.error().message, ::testing::HasSubstr("invalid compression")) << bad;
+  }
+}
+
+TEST_F(LayerTest, ZstdLevelsAreZstdLayersOfTheSameTar) {
+  std::string root = new_dir("z");
+  write(root + "/data", mixed_data(3 << 20, 21));
+  set_mtime(root + "/data", 1700000000);
+  set_mtime(root, 1700000000);
+  WriteOptions fast, best;
+  fast.compression = best.compression = Compression::Zstd;
+  fast.level = 1;
+  best.level = 19;
+  auto a = write_layer(*store_, root, fast), a2 = write_layer(*store_, root, fast),
+       b = write_layer(*store_, root, best);
+  ASSERT_TRUE(a.ok() && a2.ok() && b.ok());
+  EXPECT_EQ(a->blob.media_type, kOciLayerZstd);
+  EXPECT_EQ(a->blob.digest, a2->blob.digest);   // multi-threaded, still the same bytes
+  EXPECT_NE(a->blob.digest, b->blob.digest);
+  EXPECT_LT(b->blob.size, a->blob.size);
+  EXPECT_EQ(a->diff_id, b->diff_id);
+  for (const auto& l : {*a, *b}) {
+    auto diff_id = layer_diff_id(store_->blob_path(l.blob.digest));
+    ASSERT_TRUE(diff_id.ok());
+    EXPECT_EQ(*diff_id, l.diff_id);
+  }
+  // zstd(1) reads the multi-threaded frames.
+  std::string cmd = "zstd -q -t < " + store_->blob_path(b->blob.digest);
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -18,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/fs.h"
+#include "core/sha256.h"
 #include "runner/layer/layer.h"
 #include "runner/layer/layer_internal.h"
 #include "runner/layer/pgzip.h"
@@ -47,26 +50,36 @@ class PlainCompressor : public Compressor {
 // always gives the same bytes.
 class GzipCompressor : public Compressor {
  public:
+  explicit GzipCompressor(int level) : level_(level > 0 ? level : -1) {}
   Status feed(const void* in, size_t size, bool finish, BlobWriter& out) override {
-    if (!gz_) gz_ = std::make_unique<ParallelGzip>([&out](const void* d, size_t n) { return out.write(d, n); });
+    if (!gz_)
+      gz_ = std::make_unique<ParallelGzip>([&out](const void* d, size_t n) { return out.write(d, n); }, 0,
+                                           ParallelGzip::kDefaultBlock, level_);
     if (size) DFGEN_CHECK(gz_->write(in, size));
     return finish ? gz_->finish() : ok_status();
   }
 
  private:
+  int level_;
   std::unique_ptr<ParallelGzip> gz_;
 };
 
 class ZstdCompressor : public Compressor {
  public:
-  ZstdCompressor() : cctx_(ZSTD_createCCtx()) {
-    if (cctx_) ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, 3);
+  // Multi-threaded (nbWorkers >= 1): the frame is the same for any worker
+  // count, so a layer digest does not depend on the machine.
+  explicit ZstdCompressor(int level) : cctx_(ZSTD_createCCtx()) {
+    if (!cctx_) return;
+    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level > 0 ? level : 3);
+    long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, static_cast<int>(std::clamp(cpus, 1L, 8L)));
   }
   ~ZstdCompressor() override { ZSTD_freeCCtx(cctx_); }
   Status feed(const void* in, size_t size, bool finish, BlobWriter& out) override {
     if (!cctx_) return Error("zstd: cannot create context");
     ZSTD_inBuffer input{in, size, 0};
-    std::vector<char> buf(ZSTD_CStreamOutSize());
+    buf_.resize(ZSTD_CStreamOutSize());
+    auto& buf = buf_;
     for (;;) {
       ZSTD_outBuffer output{buf.data(), buf.size(), 0};
       size_t rc = ZSTD_compressStream2(cctx_, &output, &input, finish ? ZSTD_e_end : ZSTD_e_continue);
@@ -78,12 +91,13 @@ class ZstdCompressor : public Compressor {
 
  private:
   ZSTD_CCtx* cctx_;
+  std::vector<char> buf_;
 };
 
-std::unique_ptr<Compressor> make_compressor(Compression c) {
+std::unique_ptr<Compressor> make_compressor(Compression c, int level) {
   switch (c) {
-    case Compression::Gzip: return std::make_unique<GzipCompressor>();
-    case Compression::Zstd: return std::make_unique<ZstdCompressor>();
+    case Compression::Gzip: return std::make_unique<GzipCompressor>(level);
+    case Compression::Zstd: return std::make_unique<ZstdCompressor>(level);
     case Compression::None: break;
   }
   return std::make_unique<PlainCompressor>();
@@ -126,6 +140,7 @@ struct Item {
   std::string source;      // absolute path on disk ("" for the opaque marker)
   struct stat st{};
   Kind kind = Kind::Normal;
+  const ExternalFile* external = nullptr;   // a file from outside the tree
 };
 
 Status walk(const std::string& root, const std::string& rel, std::vector<Item>& out) {
@@ -181,6 +196,53 @@ Status copy_file_data(struct archive* a, const std::string& path) {
 using ArchivePtr = std::unique_ptr<struct archive, int (*)(struct archive*)>;
 using EntryPtr = std::unique_ptr<archive_entry, void (*)(archive_entry*)>;
 
+// An external file's entry: opened, checked against the stat its digest was
+// taken at, its bytes hashed as they go into the tar and checked against it.
+Status write_external(struct archive* a, archive_entry* e, const ExternalFile& f, int64_t mtime) {
+  auto changed = [&](const std::string& how) {
+    return Error(fmt::format("{} changed while the step ran ({}): the step's cache key was computed from "
+                             "other content than it would copy; run the build again",
+                             f.rel, how));
+  };
+  UniqueFd fd(::openat(f.dir_fd, f.rel.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return Error::sys("open " + f.rel);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Error::sys("stat " + f.rel);
+  if (!S_ISREG(st.st_mode)) return changed("no longer a regular file");
+  if (!(StatKey::of(st) == f.expect)) {
+    return changed(st.st_size != f.expect.size ? fmt::format("size {} -> {}", f.expect.size, st.st_size)
+                                                 : "its modification or change time moved");
+  }
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, f.perm & 07777);
+  archive_entry_set_uid(e, f.uid);
+  archive_entry_set_gid(e, f.gid);
+  archive_entry_set_mtime(e, mtime, 0);
+  archive_entry_set_size(e, st.st_size);
+  if (archive_write_header(a, e) != ARCHIVE_OK)
+    return Error(fmt::format("write layer entry {}: {}", f.name, archive_error_string(a)));
+  Sha256 hash;
+  int64_t left = st.st_size;
+  std::vector<char> buf(1 << 17);
+  while (left > 0) {
+    ssize_t n = ::read(fd.get(), buf.data(), static_cast<size_t>(std::min<int64_t>(left, buf.size())));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::sys("read " + f.rel);
+    }
+    if (n == 0) return changed("shorter than its size");
+    hash.update(buf.data(), static_cast<size_t>(n));
+    if (archive_write_data(a, buf.data(), static_cast<size_t>(n)) != n)
+      return Error(fmt::format("write layer: {}", archive_error_string(a)));
+    left -= n;
+  }
+  char extra;
+  ssize_t more = ::read(fd.get(), &extra, 1);
+  if (more > 0) return changed("longer than its size");
+  if (!f.digest.empty() && hash.digest() != f.digest) return changed("its content hashes differently");
+  return ok_status();
+}
+
 Status write_items(struct archive* a, const std::vector<Item>& items, const WriteOptions& opts) {
   auto clamp = [&](int64_t t) {
     return opts.source_date_epoch && t > *opts.source_date_epoch ? *opts.source_date_epoch : t;
@@ -189,6 +251,10 @@ Status write_items(struct archive* a, const std::vector<Item>& items, const Writ
   for (const Item& item : items) {
     EntryPtr e(archive_entry_new(), archive_entry_free);
     archive_entry_set_pathname(e.get(), item.name.c_str());
+    if (item.external) {
+      DFGEN_CHECK(write_external(a, e.get(), *item.external, clamp(item.external->mtime)));
+      continue;
+    }
     archive_entry_set_mtime(e.get(), clamp(item.st.st_mtim.tv_sec), 0);
     bool data = false;
     if (item.kind != Kind::Normal) {
@@ -237,14 +303,49 @@ Status write_items(struct archive* a, const std::vector<Item>& items, const Writ
 
 }  // namespace
 
+Result<WriteOptions> parse_compression(const std::string& text, WriteOptions base) {
+  auto bad = [&](const std::string& why) {
+    return Error(fmt::format("invalid compression \"{}\": {} (gzip, zstd or uncompressed, optionally ,level=N)",
+                             text, why));
+  };
+  std::string name = text.substr(0, text.find(','));
+  if (name == "gzip") base.compression = Compression::Gzip;
+  else if (name == "zstd") base.compression = Compression::Zstd;
+  else if (name == "uncompressed") base.compression = Compression::None;
+  else return bad("unknown type \"" + name + "\"");
+  base.level = 0;
+  if (name.size() < text.size()) {
+    std::string rest = text.substr(name.size() + 1);
+    if (!rest.starts_with("level=")) return bad("expected level=N");
+    std::string n = rest.substr(6);
+    if (n.empty() || n.size() > 2 || n.find_first_not_of("0123456789") != std::string::npos) return bad("level must be a number");
+    base.level = std::stoi(n);
+    int max = base.compression == Compression::Zstd ? 19 : 9;
+    if (base.compression == Compression::None) return bad("uncompressed layers take no level");
+    if (base.level < 1 || base.level > max) return bad(fmt::format("level must be 1-{}", max));
+  }
+  return base;
+}
+
 Result<LayerInfo> write_layer(Store& store, const std::string& dir, const WriteOptions& opts) {
+  return write_layer(store, dir, opts, {});
+}
+
+Result<LayerInfo> write_layer(Store& store, const std::string& dir, const WriteOptions& opts,
+                              const std::vector<ExternalFile>& files) {
   std::vector<Item> items;
   DFGEN_CHECK(walk(dir, "", items));
+  for (const auto& f : files) {
+    Item item;
+    item.name = f.name;
+    item.external = &f;
+    items.push_back(std::move(item));
+  }
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.name < b.name; });
 
   DFGEN_TRY(BlobWriter blob, store.blob_writer());
   Sink sink;
-  sink.compressor = make_compressor(opts.compression);
+  sink.compressor = make_compressor(opts.compression, opts.level);
   sink.blob = &blob;
 
   ArchivePtr a(archive_write_new(), archive_write_free);

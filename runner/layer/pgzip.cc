@@ -28,14 +28,27 @@ struct Block {
   bool done = false;
 };
 
-// One raw deflate stream, reset per block.
+// A block whose first kProbe bytes, deflated alone at level 1, come out at
+// least kStoredRatio of their size (random or already compressed data) is
+// written as stored deflate blocks: deflating it at the real level would cost
+// the most CPU of any input and gain nothing. The decision depends only on
+// the block's bytes, so the output still depends only on the input.
+constexpr size_t kProbe = 64 << 10;
+constexpr double kStoredRatio = 0.99;
+
+// Raw deflate streams, reset per block: one at the level asked for, one
+// storing (level 0), one probing (level 1).
 class Deflater {
  public:
   explicit Deflater(int level) {
-    ok_ = deflateInit2(&z_, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+    ok_ = deflateInit2(&z_, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK &&
+          deflateInit2(&stored_, 0, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK &&
+          deflateInit2(&probe_, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK;
   }
   ~Deflater() {
-    if (ok_) deflateEnd(&z_);
+    deflateEnd(&z_);
+    deflateEnd(&stored_);
+    deflateEnd(&probe_);
   }
   Deflater(const Deflater&) = delete;
   Deflater& operator=(const Deflater&) = delete;
@@ -46,38 +59,52 @@ class Deflater {
       b.error = "gzip: deflateInit2 failed";
       return;
     }
-    if (deflateReset(&z_) != Z_OK) {
+    z_stream& z = incompressible(b) ? stored_ : z_;
+    if (deflateReset(&z) != Z_OK) {
       b.error = "gzip: deflateReset failed";
       return;
     }
     if (!b.dict.empty() &&
-        deflateSetDictionary(&z_, b.dict.data(), static_cast<uInt>(b.dict.size())) != Z_OK) {
+        deflateSetDictionary(&z, b.dict.data(), static_cast<uInt>(b.dict.size())) != Z_OK) {
       b.error = "gzip: deflateSetDictionary failed";
       return;
     }
-    b.output.resize(deflateBound(&z_, b.input.size()) + 64);
-    z_.next_in = b.input.data();
-    z_.avail_in = static_cast<uInt>(b.input.size());
+    b.output.resize(deflateBound(&z, b.input.size()) + 64);
+    z.next_in = b.input.data();
+    z.avail_in = static_cast<uInt>(b.input.size());
     size_t produced = 0;
     int flush = b.last ? Z_FINISH : Z_SYNC_FLUSH;
     for (;;) {
       if (produced == b.output.size()) b.output.resize(b.output.size() * 2);
-      z_.next_out = b.output.data() + produced;
-      z_.avail_out = static_cast<uInt>(b.output.size() - produced);
-      int rc = deflate(&z_, flush);
-      produced = b.output.size() - z_.avail_out;
+      z.next_out = b.output.data() + produced;
+      z.avail_out = static_cast<uInt>(b.output.size() - produced);
+      int rc = deflate(&z, flush);
+      produced = b.output.size() - z.avail_out;
       if (rc == Z_STREAM_ERROR) {
         b.error = "gzip: deflate failed";
         return;
       }
       // Done when all input is in and the flush completed (room left over).
-      if (b.last ? rc == Z_STREAM_END : (z_.avail_in == 0 && z_.avail_out != 0)) break;
+      if (b.last ? rc == Z_STREAM_END : (z.avail_in == 0 && z.avail_out != 0)) break;
     }
     b.output.resize(produced);
   }
 
  private:
-  z_stream z_{};
+  bool incompressible(const Block& b) {
+    size_t n = std::min(b.input.size(), kProbe);
+    if (n < kProbe || deflateReset(&probe_) != Z_OK) return false;
+    probe_out_.resize(deflateBound(&probe_, n));
+    probe_.next_in = const_cast<Bytef*>(b.input.data());
+    probe_.avail_in = static_cast<uInt>(n);
+    probe_.next_out = probe_out_.data();
+    probe_.avail_out = static_cast<uInt>(probe_out_.size());
+    if (deflate(&probe_, Z_FINISH) != Z_STREAM_END) return false;
+    return static_cast<double>(probe_out_.size() - probe_.avail_out) >= kStoredRatio * static_cast<double>(n);
+  }
+
+  z_stream z_{}, stored_{}, probe_{};
+  std::vector<unsigned char> probe_out_;
   bool ok_ = false;
 };
 

@@ -6,7 +6,10 @@
 // whose ISIZE is the total length. Every block's bytes depend only on its
 // input, the dictionary and the level, so the output is the same whatever
 // the thread count and the timing: a layer digest never depends on the
-// machine. The header carries no name and mtime 0.
+// machine. The header carries no name and mtime 0. A block that does not
+// compress (its first 64 KiB, deflated alone at level 1, keep 99 % of their
+// size: random or already compressed data) is written as stored deflate
+// blocks, at memory speed, decided from its bytes alone.
 #pragma once
 
 #include <cstddef>

@@ -139,7 +139,11 @@ class Unpacker {
       DFGEN_CHECK(remove_existing(parent.get(), name));
       if (::linkat(tparent.get(), tname.c_str(), parent.get(), n, 0) != 0)
         return Error::sys(fmt::format("link {} to {}", path, target));
-      return ok_status();
+      // As Docker's untar (BuildKit's ADD): the link entry's own owner, mode
+      // and time go to the inode it shares (no mode for a link to a symlink).
+      struct stat linked;
+      bool to_symlink = ::fstatat(parent.get(), n, &linked, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(linked.st_mode);
+      return apply_entry_meta(parent.get(), name, meta, to_symlink);
     }
     mode_t type = archive_entry_filetype(e);
     struct stat st;

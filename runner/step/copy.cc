@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 
 #include "core/context.h"
 #include "core/fs.h"
@@ -124,6 +125,9 @@ mode_t ModeSpec::apply(mode_t current, bool is_dir) const {
 struct CopyOptions {
   CopyOwner owner;
   std::optional<ModeSpec> chmod;
+  // Files with several links already copied by this COPY: (dev, inode) -> dest.
+  // A file met again is linked to its first copy, as BuildKit keeps hard links.
+  std::map<std::pair<dev_t, ino_t>, std::string>* links = nullptr;
 };
 
 // --chown as BuildKit resolves it in the destination: a name takes its uid
@@ -209,6 +213,17 @@ Status copy_entry(int src_dir_fd, const std::string& src_rel, int root_fd, const
     target.resize(static_cast<size_t>(n));
     if (::symlinkat(target.c_str(), dir.get(), name.c_str()) != 0) return Error::sys("create link " + dest);
   } else if (S_ISREG(st.st_mode)) {
+    if (o.links && st.st_nlink > 1) {
+      auto first = o.links->find({st.st_dev, st.st_ino});
+      if (first != o.links->end()) {
+        auto [first_parent, first_name] = split_parent(first->second);
+        DFGEN_TRY(UniqueFd first_dir, open_dir_in_root(root_fd, first_parent, false));
+        if (::linkat(first_dir.get(), first_name.c_str(), dir.get(), name.c_str(), 0) != 0)
+          return Error::sys("link " + dest + " to " + first->second);
+        return ok_status();
+      }
+      o.links->emplace(std::pair{st.st_dev, st.st_ino}, dest);
+    }
     UniqueFd in(::openat(src_dir_fd, src_rel.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!in) return Error::sys("open " + src_rel);
     UniqueFd out(::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -298,6 +313,7 @@ struct Item {
   std::vector<std::string> contents;   // for dirs: entries relative to rel
   std::optional<std::string> pivot;    // --parents: rel is kept below dest from here
   bool remote = false;                 // an ADD URL or git checkout: never extracted
+  std::string name;                    // the name a file gets in a dest dir (default: rel's)
 };
 
 // "b/c" for pivot "a" and path "a/b/c"; the whole path for pivot "."; "" when equal.
@@ -376,7 +392,7 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     for (const auto& s : op.value("sources", Json::array()))
       if (s.contains("context") && !is_remote_source(s)) pivots.push_back(s.value("pivot", ""));
     for (auto& m : sel.matches) {
-      Item item{context_fd.get(), m.path, m.is_dir, {}, std::nullopt, false};
+      Item item{context_fd.get(), m.path, m.is_dir, {}, std::nullopt, false, m.name};
       std::string prefix = m.path == "." ? "" : m.path + "/";
       for (auto& f : m.files) item.contents.push_back(f.substr(prefix.size()));
       if (m.pattern < pivots.size() && !pivots[m.pattern].empty()) item.pivot = pivots[m.pattern];
@@ -405,6 +421,7 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
       if (!source_root) return Error::sys("open " + source_ws->root());
     }
     std::string path = s["path"];
+    std::string own_name = basename_of(path);   // a followed link keeps its own name in a dest dir
     auto st = stat_in_root(source_root.get(), path);
     if (!st) return Error(fmt::format("failed to compute cache key: \"{}\" not found", path));
     // As BuildKit, a source that is a symlink is followed (inside the other
@@ -412,14 +429,19 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     DFGEN_TRY(path, resolve_link_in_root(source_root.get(), source_ws->root(), path));
     auto [parent, name] = split_parent(path);
     DFGEN_TRY(UniqueFd pfd, open_dir_in_root(source_root.get(), parent, false));
-    Item item{pfd.get(), name, S_ISDIR(st->st_mode), {}, std::nullopt, false};
+    Item item{pfd.get(), name, S_ISDIR(st->st_mode), {}, std::nullopt, false, own_name};
     if (item.is_dir) DFGEN_CHECK(list_tree(pfd.get(), name, "", item.contents));
     items.push_back(std::move(item));
     held.push_back(std::move(pfd));
   }
 
+  std::map<std::pair<dev_t, ino_t>, std::string> links;
+  opts.links = &links;
   std::string dest = op.value("dest", "/");
   bool dest_is_dir = dest.back() == '/';
+  // As BuildKit, directories this COPY creates for dest belong to --chown's owner.
+  uid_t dest_uid = opts.owner.set ? opts.owner.uid : 0;
+  gid_t dest_gid = opts.owner.set ? opts.owner.gid : 0;
   bool many = items.size() + heredocs.size() > 1;
   for (const auto& item : items) {
     std::string base = dest;   // where a directory's contents go
@@ -442,7 +464,7 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
       if (!item.is_dir) continue;
     } else if (item.is_dir) {
       if (item.rel != ".") DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), dest, opts));
-      else DFGEN_CHECK(open_dir_in_root(root.get(), dest, true));
+      else DFGEN_CHECK(open_dir_in_root(root.get(), dest, true, dest_uid, dest_gid));
     }
     if (item.is_dir) {
       for (const auto& c : item.contents)
@@ -460,7 +482,10 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     std::string target = dest;
     auto existing = stat_in_root(root.get(), dest);
     if (dest_is_dir || many || (existing && S_ISDIR(existing->st_mode)))
-      target = join_dest(dest, basename_of(item.rel));
+      target = join_dest(dest, item.name.empty() ? basename_of(item.rel) : item.name);
+    else if (existing) {   // a dest that is a link to a file: BuildKit writes through it
+      DFGEN_TRY(target, resolve_link_in_root(root.get(), ws.root(), dest));
+    }
     DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), target, opts));
   }
   for (const auto& [name, content] : heredocs) {
