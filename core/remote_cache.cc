@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "core/fs.h"
 #include "core/reference.h"
@@ -31,26 +32,47 @@ Result<Json> parse_kv(std::string_view text, const std::string& flag) {
   return out;
 }
 
+// "a;b;a" -> ["a", "b"]: the cache mount ids of cache-mounts=, sorted, once each.
+Result<Json> mount_ids(const std::string& list, std::string_view text) {
+  std::set<std::string> ids;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = std::min(list.find(';', start), list.size());
+    std::string id = list.substr(start, end - start);
+    if (id.empty())
+      return Error(fmt::format("invalid --cache-to \"{}\": cache-mounts= takes ids separated by ';'", text));
+    ids.insert(id);
+    start = end + 1;
+  }
+  return Json(std::vector<std::string>(ids.begin(), ids.end()));
+}
+
 std::string absolute(const std::string& dir, const std::string& cwd) {
   return !dir.empty() && dir.front() == '/' ? dir : path_join(cwd, dir);
 }
 
 // The map and layer list of the artifact.
 struct Artifact {
-  Json config;                      // {"version":1,"steps":{...}}
+  Json config;                      // {"version":1,"steps":{...}[,"mounts":{...}]}
   std::vector<Descriptor> layers;   // sorted by digest, unique
 };
 
-Result<Artifact> artifact_of(const std::vector<Entry>& entries) {
+Result<Artifact> artifact_of(const std::vector<Entry>& entries, const std::vector<Entry>& mounts) {
   Artifact a;
   a.config = Json{{"version", 1}, {"steps", Json::object()}};
   std::map<std::string, Descriptor> layers;
-  for (const auto& e : entries) {
+  auto add = [&](const Entry& e, const char* section) -> Status {
     Json layer = e.entry.value("layer", Json());
-    a.config["steps"][e.key] = Json{{"layer", layer}};
-    if (layer.is_null()) continue;
+    a.config[section][e.key] = Json{{"layer", layer}};
+    if (layer.is_null()) return ok_status();
     DFGEN_TRY(Descriptor d, Descriptor::from_json(layer));
     layers.emplace(d.digest, d);
+    return ok_status();
+  };
+  for (const auto& e : entries) DFGEN_CHECK(add(e, "steps"));
+  for (const auto& m : mounts) {
+    if (m.entry.value("layer", Json()).is_null()) return Error(fmt::format("cache mount {}: no layer", m.key));
+    DFGEN_CHECK(add(m, "mounts"));
   }
   for (auto& [digest, d] : layers) a.layers.push_back(d);
   return a;
@@ -131,8 +153,8 @@ Status fetch_source_blob(Store& store, const Json& source, registry::Client* cli
   return client->fetch_blob(store, ref, d);
 }
 
-// The step map of a source: the config blob of its manifest.
-Result<Json> source_steps(Store& store, const Json& source, registry::Client* client) {
+// The map of a source: the config blob of its manifest.
+Result<Json> source_map(Store& store, const Json& source, registry::Client* client) {
   DFGEN_TRY(Descriptor manifest, source_manifest(store, source, client));
   DFGEN_TRY(Json m, store.read_json_blob(manifest.digest));
   std::string what = "cache manifest " + manifest.digest;
@@ -142,9 +164,40 @@ Result<Json> source_steps(Store& store, const Json& source, registry::Client* cl
     return Error(fmt::format("{}: not a dfgen cache (config media type \"{}\")", what, config.media_type));
   DFGEN_CHECK(fetch_source_blob(store, source, client, config));
   DFGEN_TRY(Json map, store.read_json_blob(config.digest));
-  if (!map.is_object() || map.value("version", 0) != 1 || !map.contains("steps") || !map["steps"].is_object())
+  if (!map.is_object() || map.value("version", 0) != 1 || !map.contains("steps") || !map["steps"].is_object() ||
+      (map.contains("mounts") && !map["mounts"].is_object()))
     return Error(what + ": not a version 1 step map");
-  return map["steps"];
+  return map;
+}
+
+// `key` in the `section` ("steps" or "mounts") of the first source that has
+// it: the entry {"layer": ...}, its layer blob fetched into the store.
+Result<std::optional<Json>> lookup(Store& store, const std::vector<Json>& sources, const char* section,
+                                   std::string_view key, const std::string& name) {
+  std::optional<registry::Client> client;
+  for (const auto& source : sources) {
+    if (source.value("type", "") == "registry" && !client) {
+      DFGEN_TRY(registry::Config config, registry::load_config());
+      client.emplace(std::move(config), registry::curl_transport());
+    }
+    registry::Client* c = client ? &*client : nullptr;
+    std::string what = "cache " + source.value("ref", source.value("dir", ""));
+    auto map = source_map(store, source, c);
+    if (!map.ok()) return std::move(map).error().context(what);
+    Json entries = map->value(section, Json::object());
+    auto it = entries.find(std::string(key));
+    if (it == entries.end()) continue;
+    Json layer = it->value("layer", Json());
+    if (!layer.is_null()) {
+      auto d = Descriptor::from_json(layer);
+      if (!d.ok() || !is_sha256_digest(layer.value("diff_id", "")))
+        return Error(fmt::format("{}: {} {}: malformed layer", what, name, key));
+      auto fetched = fetch_source_blob(store, source, c, *d);
+      if (!fetched.ok()) return std::move(fetched).error().context(what);
+    }
+    return std::optional<Json>(Json{{"layer", layer}});
+  }
+  return std::optional<Json>();
 }
 
 }  // namespace
@@ -158,6 +211,10 @@ Result<Json> parse_spec(std::string_view text, bool to, const std::string& cwd) 
     return Error(fmt::format("invalid {} \"{}\": mode must be min or max", flag, text));
   Json out{{"type", type}};
   if (to) out["mode"] = mode;
+  if (kv.contains("cache-mounts")) {
+    if (!to) return Error(fmt::format("invalid {} \"{}\": cache-mounts= belongs to --cache-to", flag, text));
+    DFGEN_TRY(out["mounts"], mount_ids(kv["cache-mounts"].get<std::string>(), text));
+  }
   if (type == "registry") {
     if (!kv.contains("ref")) return Error(fmt::format("invalid {} \"{}\": ref= is required", flag, text));
     auto ref = parse_reference(kv["ref"].get<std::string>());
@@ -189,8 +246,9 @@ Result<std::vector<Entry>> entries_of(const Store& store, const std::vector<std:
   return out;
 }
 
-Result<Descriptor> export_cache(Store& store, const std::vector<Entry>& entries, const Json& dest) {
-  DFGEN_TRY(Artifact a, artifact_of(entries));
+Result<Descriptor> export_cache(Store& store, const std::vector<Entry>& entries, const Json& dest,
+                                const std::vector<Entry>& mounts) {
+  DFGEN_TRY(Artifact a, artifact_of(entries, mounts));
   DFGEN_TRY(Descriptor manifest, write_manifest(store, a));
   if (dest.value("type", "") == "local") {
     DFGEN_CHECK(export_local(store, manifest, a, dest.value("dir", "")));
@@ -205,29 +263,15 @@ Result<Descriptor> export_cache(Store& store, const std::vector<Entry>& entries,
 }
 
 Result<std::optional<Json>> import_entry(Store& store, const std::vector<Json>& sources, std::string_view key) {
-  std::optional<registry::Client> client;
-  for (const auto& source : sources) {
-    if (source.value("type", "") == "registry" && !client) {
-      DFGEN_TRY(registry::Config config, registry::load_config());
-      client.emplace(std::move(config), registry::curl_transport());
-    }
-    registry::Client* c = client ? &*client : nullptr;
-    std::string what = "cache " + source.value("ref", source.value("dir", ""));
-    auto steps = source_steps(store, source, c);
-    if (!steps.ok()) return std::move(steps).error().context(what);
-    auto it = steps->find(std::string(key));
-    if (it == steps->end()) continue;
-    Json layer = it->value("layer", Json());
-    if (!layer.is_null()) {
-      auto d = Descriptor::from_json(layer);
-      if (!d.ok() || !is_sha256_digest(layer.value("diff_id", "")))
-        return Error(fmt::format("{}: step {}: malformed layer", what, key));
-      auto fetched = fetch_source_blob(store, source, c, *d);
-      if (!fetched.ok()) return std::move(fetched).error().context(what);
-    }
-    return std::optional<Json>(Json{{"version", 1}, {"layer", layer}});
-  }
-  return std::optional<Json>();
+  DFGEN_TRY(auto found, lookup(store, sources, "steps", key, "step"));
+  if (!found) return found;
+  return std::optional<Json>(Json{{"version", 1}, {"layer", (*found)["layer"]}});
+}
+
+Result<std::optional<Json>> import_mount(Store& store, const std::vector<Json>& sources, std::string_view id) {
+  DFGEN_TRY(auto found, lookup(store, sources, "mounts", id, "cache mount"));
+  if (!found || (*found)["layer"].is_null()) return std::optional<Json>();
+  return std::optional<Json>((*found)["layer"]);
 }
 
 }  // namespace dfgen::remote_cache

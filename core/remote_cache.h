@@ -3,9 +3,12 @@
 //
 // The cache artifact is one OCI image manifest:
 //   config  application/vnd.dfgen.cache.config.v1+json, canonical JSON
-//           {"version": 1, "steps": {"<step key>": {"layer": {descriptor + "diff_id"} | null}}}
+//           {"version": 1, "steps": {"<step key>": {"layer": {descriptor + "diff_id"} | null}},
+//            "mounts": {"<cache mount id>": {"layer": {descriptor + "diff_id"}}}}   (only when some)
 //   layers  every layer the map names, sorted by digest, deduplicated: the same
-//           blobs as the images', so a registry that has them is not sent them again
+//           blobs as the images', so a registry that has them is not sent them again.
+//           A cache mount's layer is a snapshot of its dir (RUN --mount=type=cache),
+//           opted in per id; it is never part of an image nor of a step key.
 // Step keys never hold paths, user names or clocks, so two machines building
 // the same Dockerfile over the same context reach the same keys.
 //
@@ -13,6 +16,7 @@
 //   type=registry,ref=REG/REPO:TAG[,mode=min|max]  -> {"type":"registry","ref":normalized,"mode":..}
 //   type=local,dest=DIR[,mode=min|max] (to) / type=local,src=DIR (from)
 //                                                   -> {"type":"local","dir":absolute,"mode":..}
+//   --cache-to only: cache-mounts=ID1;ID2           -> "mounts": ["ID1", "ID2"] (sorted, once each)
 #pragma once
 
 #include <optional>
@@ -46,10 +50,13 @@ struct Entry {
 // whose layer blob is gone, are left out).
 Result<std::vector<Entry>> entries_of(const Store& store, const std::vector<std::string>& keys);
 
-// Writes the cache artifact of `entries` to `dest` (a parsed --cache-to spec):
-// pushed with the registry client (blobs the registry has are skipped) or
-// written as an OCI layout. Returns the manifest's descriptor.
-Result<Descriptor> export_cache(Store& store, const std::vector<Entry>& entries, const Json& dest);
+// Writes the cache artifact of `entries` (steps) and `mounts` (key = cache
+// mount id, entry {"layer": descriptor + diff_id}, the blob in the store) to
+// `dest` (a parsed --cache-to spec): pushed with the registry client (blobs
+// the registry has are skipped) or written as an OCI layout. Returns the
+// manifest's descriptor.
+Result<Descriptor> export_cache(Store& store, const std::vector<Entry>& entries, const Json& dest,
+                                const std::vector<Entry>& mounts = {});
 
 // Looks `key` up in the caches of `sources` (parsed --cache-from specs), in
 // order. The map of each source is fetched once per manifest digest and kept
@@ -58,5 +65,11 @@ Result<Descriptor> export_cache(Store& store, const std::vector<Entry>& entries,
 // cache entry is returned, ready for Store::put_cache. Unreachable or
 // malformed sources are errors; a key none of them has is nullopt.
 Result<std::optional<Json>> import_entry(Store& store, const std::vector<Json>& sources, std::string_view key);
+
+// The snapshot of the cache mount `id` in the caches of `sources`, in order,
+// as for import_entry: the first source whose map has the id wins, its layer
+// blob is fetched into the store (verified) and its descriptor + diff_id
+// returned. nullopt when no source has the id.
+Result<std::optional<Json>> import_mount(Store& store, const std::vector<Json>& sources, std::string_view id);
 
 }  // namespace dfgen::remote_cache

@@ -24,6 +24,12 @@ const SpecCase kSpecs[] = {
     {"type=registry", true, R"(invalid --cache-to "type=registry": ref= is required)"},
     {"type=local,dest=x", false, R"(invalid --cache-from "type=local,dest=x": src= is required)"},
     {"type=local,dest=x,mode=all", true, R"(invalid --cache-to "type=local,dest=x,mode=all": mode must be min or max)"},
+    {"type=local,dest=out,cache-mounts=gobuild;ccache;gobuild", true,
+     R"({"dir":"/cwd/out","mode":"min","mounts":["ccache","gobuild"],"type":"local"})"},
+    {"type=local,dest=x,cache-mounts=a;;b", true,
+     R"(invalid --cache-to "type=local,dest=x,cache-mounts=a;;b": cache-mounts= takes ids separated by ';')"},
+    {"type=local,src=x,cache-mounts=a", false,
+     R"(invalid --cache-from "type=local,src=x,cache-mounts=a": cache-mounts= belongs to --cache-to)"},
     {"type=gha", false, R"(invalid --cache-from "type=gha": type must be registry or local)"},
     {"type=local,dest", true, R"(invalid --cache-to "type=local,dest": expected key=value, got "dest")"},
     {"type=registry,ref=app@sha256:0000000000000000000000000000000000000000000000000000000000000000", true,
@@ -97,6 +103,40 @@ TEST_F(RemoteCacheLocal, ExportedLayoutImportsLazilyIntoAnotherStore) {
   auto miss = import_entry(*b_, sources, unknown);
   ASSERT_TRUE(miss.ok());
   EXPECT_FALSE(miss->has_value());
+}
+
+TEST_F(RemoteCacheLocal, CacheMountSnapshotsTravelBesideTheSteps) {
+  std::string k = add_step("a step layer");
+  auto blob = a_->put_blob("a cache mount tar", kOciLayerTar);
+  ASSERT_TRUE(blob.ok());
+  Json layer = blob->to_json();
+  layer["diff_id"] = blob->digest;
+  auto entries = entries_of(*a_, {k});
+  ASSERT_TRUE(entries.ok());
+  auto exported = export_cache(*a_, *entries, local("layout"), {{"gobuild", Json{{"layer", layer}}}});
+  ASSERT_TRUE(exported.ok()) << exported.error().message;
+  auto manifest = a_->read_json_blob(exported->digest);
+  ASSERT_TRUE(manifest.ok());
+  EXPECT_EQ((*manifest)["layers"].size(), 2u);   // the step's layer and the mount's
+
+  std::vector<Json> sources{local("layout")};
+  auto got = import_mount(*b_, sources, "gobuild");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(**got, layer);
+  EXPECT_TRUE(b_->has_blob(blob->digest));
+  // Ids and step keys are separate name spaces; an id nobody exported is a miss.
+  auto as_step = import_entry(*b_, sources, "gobuild");
+  ASSERT_TRUE(as_step.ok());
+  EXPECT_FALSE(as_step->has_value());
+  auto other = import_mount(*b_, sources, "ccache");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_value());
+  // A cache without mounts (as older dfruns wrote) has none.
+  ASSERT_TRUE(export_cache(*a_, *entries, local("plain")).ok());
+  auto plain = import_mount(*b_, {local("plain")}, "gobuild");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->has_value());
 }
 
 TEST_F(RemoteCacheLocal, TamperedLayerIsRefused) {
