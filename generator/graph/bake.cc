@@ -41,6 +41,26 @@ Result<std::map<std::string, std::string>> map_of(const Json& v, const std::stri
   return out;
 }
 
+// cache-from / cache-to: strings in --cache-* syntax, or buildx's objects
+// of string fields ({"type": "registry", "ref": "r/app:cache"}).
+Result<std::vector<std::string>> cache_specs_of(const Json& v, const std::string& where) {
+  if (!v.is_array()) return Error(fmt::format("{}: expected a list", where));
+  std::vector<std::string> out;
+  for (const auto& e : v) {
+    if (e.is_string()) {
+      out.push_back(e.get<std::string>());
+      continue;
+    }
+    DFGEN_TRY(auto fields, map_of(e, where));
+    std::string spec;
+    if (auto type = fields.find("type"); type != fields.end()) spec = "type=" + type->second;   // first, as written
+    for (const auto& [k, val] : fields)
+      if (k != "type") spec += (spec.empty() ? "" : ",") + k + "=" + val;
+    out.push_back(spec);
+  }
+  return out;
+}
+
 // Applies the keys of one target's JSON over `t` (a parent's, or the defaults).
 Status apply(const Json& j, const std::string& where, BakeTarget& t) {
   for (const auto& [key, v] : j.items()) {
@@ -50,13 +70,15 @@ Status apply(const Json& j, const std::string& where, BakeTarget& t) {
     else if (key == "target") { DFGEN_TRY(t.target, string_of(v, at)); }
     else if (key == "tags") { DFGEN_TRY(t.tags, strings_of(v, at)); }
     else if (key == "output") { DFGEN_TRY(t.outputs, strings_of(v, at)); }
+    else if (key == "cache-from") { DFGEN_TRY(t.cache_from, cache_specs_of(v, at)); }
+    else if (key == "cache-to") { DFGEN_TRY(t.cache_to, cache_specs_of(v, at)); }
     else if (key == "args" || key == "contexts") {
       DFGEN_TRY(auto m, map_of(v, at));
       auto& into = key == "args" ? t.args : t.contexts;
       for (auto& [k, val] : m) into[k] = std::move(val);
     } else if (key != "inherits") {
       return Error(fmt::format("{}: unknown key (known: context, dockerfile, target, args, tags, contexts, "
-                               "output, inherits)", at));
+                               "output, cache-from, cache-to, inherits)", at));
     }
   }
   return ok_status();

@@ -5,7 +5,9 @@
 //   {"group": {"default": {"targets": ["app", "tools"]}},
 //    "target": {"app": {"context": ".", "dockerfile": "Dockerfile", "target": "final",
 //                       "args": {"K": "V"}, "tags": ["app:1"], "contexts": {"busybox": "docker-image://x"},
-//                       "output": ["type=docker,dest=app.tar"], "inherits": ["_common"]}}}
+//                       "output": ["type=docker,dest=app.tar"], "inherits": ["_common"],
+//                       "cache-from": ["type=registry,ref=r/app:cache"],
+//                       "cache-to": ["type=local,dest=cache,cache-mounts=gobuild"]}}}
 #pragma once
 
 #include <map>
@@ -28,6 +30,9 @@ struct BakeTarget {
   std::vector<std::string> tags;
   std::map<std::string, std::string> contexts; // NAME -> docker-image://REF | oci-layout://PATH
   std::vector<std::string> outputs;            // --output syntax
+  // --cache-from / --cache-to syntax (core/remote_cache.h). buildx's object
+  // form {"type": "local", "dest": "d"} is turned into "type=local,dest=d".
+  std::vector<std::string> cache_from, cache_to;
 };
 
 struct BakeFile {
@@ -37,7 +42,8 @@ struct BakeFile {
 
 // Parses a bake file. Inheritance as bake does it: the `inherits` parents in
 // order, then the target's own keys; a later one replaces tags, output,
-// context, dockerfile and target, and merges args and contexts key by key.
+// cache-from, cache-to, context, dockerfile and target, and merges args and
+// contexts key by key.
 // The images are the targets of any group and every target no other target
 // inherits from (a target only inherited from is an abstract parent). With no
 // "default" group, the default is every image.

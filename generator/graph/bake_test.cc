@@ -34,10 +34,26 @@ TEST(Bake, ErrorsNameTheFileAndTarget) {
             "x.json: target \"a\": inherits from itself");
   EXPECT_EQ(parse_bake(R"({"target": {"a": {"tag": ["x"]}}})", "x.json").error().message,
             "x.json: target \"a\".tag: unknown key (known: context, dockerfile, target, args, tags, contexts, "
-            "output, inherits)");
+            "output, cache-from, cache-to, inherits)");
   EXPECT_EQ(parse_bake(R"({"group": {"default": {"targets": ["nope"]}}, "target": {"a": {}}})", "x.json")
                 .error().message,
             "x.json: no target or group \"nope\"");
+}
+
+TEST(Bake, CacheSpecsAreStringsOrObjectsAndAChildReplacesThem) {
+  auto f = parse_bake(R"({"target": {
+      "_ci": {"cache-from": ["type=registry,ref=r/app:cache"],
+              "cache-to": [{"type": "local", "dest": "c", "cache-mounts": "gobuild"}]},
+      "app": {"inherits": ["_ci"]},
+      "tools": {"inherits": ["_ci"], "cache-to": []}}})", "x.json");
+  ASSERT_TRUE(f.ok()) << f.error().render();
+  ASSERT_EQ(f->images.size(), 2u);
+  EXPECT_EQ(f->images[0].cache_from, std::vector<std::string>{"type=registry,ref=r/app:cache"});
+  EXPECT_EQ(f->images[0].cache_to, std::vector<std::string>{"type=local,cache-mounts=gobuild,dest=c"});
+  EXPECT_EQ(f->images[1].cache_from, f->images[0].cache_from);
+  EXPECT_TRUE(f->images[1].cache_to.empty());
+  EXPECT_EQ(parse_bake(R"({"target": {"a": {"cache-to": "type=local,dest=c"}}})", "x.json").error().message,
+            "x.json: target \"a\".cache-to: expected a list");
 }
 
 TEST(Bake, NoDefaultGroupMeansEveryImage) {
