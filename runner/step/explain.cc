@@ -1,5 +1,6 @@
 #include "runner/step/explain.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <set>
@@ -86,6 +87,98 @@ void explain_op(const Json& prev, const Json& cur, std::vector<std::string>& lin
   for (const auto& [k, v] : b.items()) keys.insert(k);
   for (const auto& k : keys) {
     if (k == "env") continue;
+    Json x = a.value(k, Json()), y = b.value(k, Json());
+    if (x != y) lines.push_back(fmt::format("op: {} changed: {} -> {}", k, short_json(x), short_json(y)));
+  }
+}
+
+// Objects are compared key by key ("Labels.version"), an "Env" list entry by
+// entry ("Env PATH"), anything else as a whole.
+void explain_json(const std::string& path, const Json& a, const Json& b, std::vector<std::string>& lines) {
+  if (a == b) return;
+  if (a.is_object() && b.is_object()) {
+    std::set<std::string> keys;
+    for (const auto& [k, v] : a.items()) keys.insert(k);
+    for (const auto& [k, v] : b.items()) keys.insert(k);
+    for (const auto& k : keys)
+      explain_json(path.empty() ? k : path + "." + k, a.value(k, Json()), b.value(k, Json()), lines);
+    return;
+  }
+  if (path == "Env" || path.ends_with(".Env")) {
+    auto x = env_map(a), y = env_map(b);
+    std::set<std::string> keys;
+    for (const auto& [k, v] : x) keys.insert(k);
+    for (const auto& [k, v] : y) keys.insert(k);
+    for (const auto& k : keys) {
+      auto i = x.find(k), j = y.find(k);
+      if (i != x.end() && j != y.end() && i->second == j->second) continue;
+      lines.push_back(fmt::format("config {} {}: {} -> {}", path, k, i == x.end() ? "(unset)" : i->second,
+                                  j == y.end() ? "(unset)" : j->second));
+    }
+    return;
+  }
+  lines.push_back(fmt::format("config {}: {} -> {}", path, short_json(a), short_json(b)));
+}
+
+// The image config as the runtime sees it ("config" of the OCI config) is
+// named without its prefix: "config Cmd", "config architecture".
+void explain_config(const Json& a, const Json& b, std::vector<std::string>& lines) {
+  Json x = a.is_object() ? a : Json::object(), y = b.is_object() ? b : Json::object();
+  explain_json("", x.value("config", Json::object()), y.value("config", Json::object()), lines);
+  x.erase("config");
+  y.erase("config");
+  explain_json("", x, y, lines);
+}
+
+std::string created_by(const Json& h) { return h.is_object() ? h.value("created_by", "") : std::string(); }
+bool empty_layer(const Json& h) { return h.is_object() && h.value("empty_layer", false); }
+
+// An image record's layers, and its history lines that did not make a layer
+// that is already named.
+void explain_layers(const Json& prev, const Json& cur, std::vector<std::string>& lines) {
+  const Json a = prev.value("layers", Json::array()), b = cur.value("layers", Json::array());
+  const Json ha = prev.value("history", Json::array()), hb = cur.value("history", Json::array());
+  // The history line of each layer of `cur`: the non-empty entries in order.
+  std::vector<std::string> made_by;
+  for (const auto& h : hb)
+    if (!empty_layer(h)) made_by.push_back(created_by(h));
+  auto digest = [](const Json& list, size_t i) { return list[i].value("digest", ""); };
+  std::set<size_t> changed;
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    std::string by = i < made_by.size() && !made_by[i].empty() ? " (" + short_json(made_by[i]) + ")" : "";
+    if (i >= a.size())
+      lines.push_back(fmt::format("layer {}/{} added: {}{}", i + 1, b.size(), short_digest(digest(b, i)), by));
+    else if (i >= b.size())
+      lines.push_back(fmt::format("layer {}/{} removed: {}", i + 1, a.size(), short_digest(digest(a, i))));
+    else if (digest(a, i) != digest(b, i))
+      lines.push_back(fmt::format("layer {}/{}: {} -> {}{}", i + 1, b.size(), short_digest(digest(a, i)),
+                                  short_digest(digest(b, i)), by));
+    else
+      continue;
+    changed.insert(i);
+  }
+  if (ha.size() != hb.size()) {
+    lines.push_back(fmt::format("history: {} entries -> {}", ha.size(), hb.size()));
+    return;
+  }
+  for (size_t i = 0, layer = 0; i < hb.size(); ++i) {
+    bool named = !empty_layer(hb[i]) && changed.count(layer);
+    if (!empty_layer(hb[i])) ++layer;
+    if (named || created_by(ha[i]) == created_by(hb[i])) continue;
+    lines.push_back(fmt::format("history {}/{}: {} -> {}", i + 1, hb.size(), short_json(created_by(ha[i])),
+                                short_json(created_by(hb[i]))));
+  }
+}
+
+void explain_image(const Json& prev, const Json& cur, std::vector<std::string>& lines) {
+  explain_layers(prev, cur, lines);
+  const Json a = prev.value("op", Json::object()), b = cur.value("op", Json::object());
+  explain_config(a.value("config", Json()), b.value("config", Json()), lines);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a.items()) keys.insert(k);
+  for (const auto& [k, v] : b.items()) keys.insert(k);
+  for (const auto& k : keys) {
+    if (k == "config") continue;
     Json x = a.value(k, Json()), y = b.value(k, Json());
     if (x != y) lines.push_back(fmt::format("op: {} changed: {} -> {}", k, short_json(x), short_json(y)));
   }
@@ -183,7 +276,7 @@ Status collect_chain(const std::string& build_dir, const std::string& result_rel
   const Json from = io.value("from", Json::object());   // a named copy: items() does not own it
   for (const auto& [name, file] : from.items())
     DFGEN_CHECK(collect_chain(build_dir, file.get<std::string>(), seen, order));
-  if (spec["op"].value("kind", "") != "image") order.push_back(result_rel);
+  order.push_back(result_rel);   // an image edge comes after its whole chain
   return ok_status();
 }
 
@@ -225,6 +318,18 @@ Json inputs_record(const Spec& spec, const std::string& key, const std::string& 
               {"created_by", created_by}};
 }
 
+Json image_record(const Spec& spec, const std::string& manifest_digest, const std::string& parent_key,
+                  const Json& layers, const Json& history) {
+  return Json{{"version", 1},
+              {"key", manifest_digest},
+              {"parent", {{"key", parent_key}, {"file", spec.parent}}},
+              {"op", spec.op},
+              {"layers", layers},
+              {"history", history},
+              {"description", spec.description},
+              {"location", spec.location}};
+}
+
 Status record_inputs(const Spec& spec, const Json& record) {
   std::string path = inputs_path(spec.result);
   if (path_exists(path)) {
@@ -256,6 +361,12 @@ std::string ResultNamer::step_label(const std::string& result_file) const {
 
 std::vector<std::string> explain_change(const Json& prev, const Json& cur, const ResultNamer& namer) {
   std::vector<std::string> lines;
+  if (cur.contains("layers")) {
+    explain_image(prev, cur, lines);
+    if (lines.empty() && prev.value("key", "") != cur.value("key", ""))
+      lines.push_back("manifest changed: a field this dfrun does not name");
+    return lines;
+  }
   const Json &pa = prev.value("parent", Json::object()), &pb = cur.value("parent", Json::object());
   if (pa.value("key", "") != pb.value("key", "")) lines.push_back(explain_source("parent ", pa, pb, namer));
   explain_files(prev, cur, lines);

@@ -12,6 +12,11 @@
 //     "description": "[build 2/3] RUN go build", "location": "Dockerfile:7",
 //     "created_by": "RUN |1 VERSION=1.2 /bin/sh -c ..." }
 //
+// The image edge keeps a record too, .dfgen/image-NAME.inputs.json: "key" is
+// the manifest digest, "parent" the last step's key, "op" the image op
+// (config, tags, outputs, created), "layers" [{"digest", "diff_id"}] bottom
+// first and "history" the image's history; no "files" nor "from".
+//
 // The record is never part of the key (the key is computed before it is
 // written) and never holds a secret: secret mounts live in the spec's io, not
 // in the op. The previous record is kept only when the key changes, so a
@@ -36,6 +41,10 @@ std::string prev_inputs_path(const std::string& result_path);
 Json inputs_record(const Spec& spec, const std::string& key, const std::string& parent_key,
                    const Json& inputs, const Json& from_keys);
 
+// The record of an image edge that wrote the manifest `manifest_digest`.
+Json image_record(const Spec& spec, const std::string& manifest_digest, const std::string& parent_key,
+                  const Json& layers, const Json& history);
+
 // Writes the record next to spec.result; when the key differs from the
 // recorded one, the old record becomes the .inputs.prev.json.
 Status record_inputs(const Spec& spec, const Json& record);
@@ -51,14 +60,16 @@ struct ResultNamer {
   std::string step_label(const std::string& result_file) const;
 };
 
-// One line per cause of the change from `prev` to `cur` (two records of one step).
+// One line per cause of the change from `prev` to `cur` (two records of one
+// step). For an image: each layer that changed (with the history line of the
+// step that made it), metadata history lines, config fields, other op fields.
 std::vector<std::string> explain_change(const Json& prev, const Json& cur, const ResultNamer& namer);
 
 // dfrun explain: WHAT is a step ("s0-2", or a .spec / .result path) or a Ninja
 // target of build_dir/build.ninja (an image or stage name). For a step: its
 // causes. For a target: every step of its chain (parents and --from sources,
 // in build order) whose last recorded change is explained, as its description
-// followed by its causes indented by two spaces.
+// followed by its causes indented by two spaces, the image edge last.
 Result<std::vector<std::string>> explain(const std::string& build_dir, const std::string& what);
 
 }  // namespace dfgen::step
