@@ -1,4 +1,5 @@
 // dfgen: turns a Dockerfile into a Ninja graph (build.ninja + step specs).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -48,6 +49,7 @@ struct Args {
   std::vector<std::string> allow;   // --allow network.host | security.insecure
   std::string format = "ninja";   // or "cmake" (graph::Options::format)
   std::vector<std::string> secrets;   // --secret id=ID,src=FILE | id=ID,env=VAR
+  std::vector<std::string> ssh;       // --ssh default | ID=SOCKET
   int run_jobs = 0;   // --run-jobs: depth of the Ninja pool of RUN steps (0: the number of cores)
   bool check = false;   // --check: run the build checks only
   std::vector<std::string> cache_to, cache_from;   // --cache-to / --cache-from (core/remote_cache.h)
@@ -121,6 +123,38 @@ Result<std::map<std::string, Json>> parse_secrets(const std::vector<std::string>
     } else {
       return Error(fmt::format("--secret {}: unknown type \"{}\" (file or env)", spec, type));
     }
+  }
+  return out;
+}
+
+// buildx --ssh syntax: "ID" (default: "default") forwards the agent of
+// $SSH_AUTH_SOCK, "ID=SOCKET" the agent listening on SOCKET. Only where the
+// socket is goes into the specs (io.ssh, outside the op and the key): "ID"
+// alone names the variable, read again by dfrun in ninja's environment, so a
+// new login's agent needs no new build.ninja (docs/mounts.md).
+Result<std::map<std::string, Json>> parse_ssh(const std::vector<std::string>& list) {
+  std::map<std::string, Json> out;
+  for (const auto& spec : list) {
+    size_t eq = spec.find('=');
+    std::string id = spec.substr(0, eq);
+    if (id.empty()) return Error(fmt::format("--ssh {}: no id", spec));
+    if (eq == std::string::npos) {
+      const char* sock = std::getenv("SSH_AUTH_SOCK");
+      if (!sock || !*sock)
+        return Error(fmt::format("--ssh {}: SSH_AUTH_SOCK is not set (start ssh-agent, or give {}=SOCKET)", id, id));
+      out[id] = Json{{"env", "SSH_AUTH_SOCK"}};
+      continue;
+    }
+    std::string path = spec.substr(eq + 1);
+    if (path.find(',') != std::string::npos)
+      return Error(fmt::format("--ssh {}: one socket per id", spec));
+    DFGEN_TRY(std::string abs, absolute_path(path));
+    struct stat st;
+    if (::stat(abs.c_str(), &st) != 0) return Error::sys(fmt::format("--ssh {}: stat {}", id, abs));
+    if (!S_ISSOCK(st.st_mode))
+      return Error(fmt::format("--ssh {}: {} is not a socket (key files are not supported yet: add the key to "
+                               "an ssh-agent with ssh-add and give its socket)", id, abs));
+    out[id] = Json{{"src", abs}};
   }
   return out;
 }
@@ -398,6 +432,9 @@ int generate(const Args& a, int argc, char** argv) {
   auto secrets = parse_secrets(a.secrets);
   if (!secrets) return fail(secrets.error());
   o.secrets = *secrets;
+  auto ssh = parse_ssh(a.ssh);
+  if (!ssh) return fail(ssh.error());
+  o.ssh = *ssh;
   auto st = graph::write(*p, resolver.bases, o);
   if (!st) return fail(st.error());
   auto pinned = graph::write_pins(o.build_dir, resolver.pins);
@@ -545,6 +582,7 @@ Result<graph::ImageGraph> bake_image(const graph::BakeTarget& t, const Args& a, 
   }
   o.run_jobs = a.run_jobs > 0 ? a.run_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   DFGEN_TRY(o.secrets, parse_secrets(a.secrets));
+  DFGEN_TRY(o.ssh, parse_ssh(a.ssh));
   return g;
 }
 
@@ -603,7 +641,8 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--format", a.format, "ninja: write BUILD_DIR/build.ninja; cmake: write BUILD_DIR/dfgen.cmake (add_custom_command calls, docs/cmake.md)")
       ->check(CLI::IsMember({"ninja", "cmake"}));
   app->add_option("--secret", a.secrets, "id=ID,src=FILE or id=ID,env=VAR: a secret for RUN --mount=type=secret, repeatable");
-  app->add_option("--allow", a.allow, "grant an entitlement: network.host (RUN --network=host)")
+  app->add_option("--ssh", a.ssh, "default|ID[=SOCKET]: an ssh agent for RUN --mount=type=ssh ($SSH_AUTH_SOCK when no socket is given), repeatable");
+  app->add_option("--allow", a.allow, "grant an entitlement: network.host (RUN --network=host), security.insecure (RUN --security=insecure)")
       ->check(CLI::IsMember({"network.host", "security.insecure"}));
   app->add_option("--bake", a.bake, "FILE: build every target of a bake file (JSON, as docker buildx bake) from one build.ninja (docs/bake.md)");
   app->add_flag("--check", a.check, "only run the build checks (docs/checks.md); exit 1 only with # check=error=true");

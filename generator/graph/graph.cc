@@ -97,14 +97,6 @@ struct Builder {
   // shared_steps the name of its content.
   Result<std::string> add_step(const plan::Stage& stage, const plan::Step& step, const std::string& parent,
                                std::string result) {
-    // What the runner cannot honour yet is refused here, never silently dropped.
-    for (const auto& m : step.op.value("mounts", Json::array()))
-      if (m.value("type", "bind") == "ssh")
-        return Error(fmt::format("{}: {}: RUN --mount=type=ssh is not supported yet", step.location, step.description),
-                     SourceRange{}, "remove the ssh mount, or use a secret mount (--mount=type=secret)");
-    if (step.op.value("security", "") == "insecure")
-      return Error(fmt::format("{}: {}: RUN --security=insecure is not supported yet", step.location,
-                               step.description));
     Json op = step.op;
     if (opts.source_date_epoch) op["source_date_epoch"] = *opts.source_date_epoch;   // clamps layer times
     Json from = Json::object();
@@ -129,8 +121,8 @@ struct Builder {
       for (const auto& f : sel->all_files()) add_context_input(inputs, path_join(opts.context_dir, f));
       for (const auto& d : sel->walked_dirs) regen_inputs.insert(d);
     }
-    Json secrets = Json::object();
-    DFGEN_CHECK(add_mounts(step, op, from, inputs, secrets));
+    Json secrets = Json::object(), ssh = Json::object();
+    DFGEN_CHECK(add_mounts(step, op, from, inputs, secrets, ssh));
     std::string spec_rel = result.substr(0, result.size() - 7) + ".spec";
     Json spec{{"version", 1},
               {"op", op},
@@ -139,6 +131,7 @@ struct Builder {
               {"ui", {{"description", plan::step_label(plan, step)}, {"location", step.location}}}};
     if (!secrets.empty()) spec["io"]["secrets"] = secrets;
     if (!opts.cache_from.empty()) spec["cache"] = {{"from", opts.cache_from}};
+    if (!ssh.empty()) spec["io"]["ssh"] = ssh;
     if (shared_steps) {
       bool run = run_results.count(result) > 0;
       result = shared_result(spec);
@@ -170,9 +163,10 @@ struct Builder {
   // RUN --mount (docs/mounts.md): a `from` stage or image becomes io.from
   // "mountN" (its result is an input, its key part of the step's), a bind of
   // the context lists the files it selects, and a secret tells dfrun where to
-  // read it: the file's path or the variable's name, never the value.
+  // read it: the file's path or the variable's name, never the value. An ssh
+  // mount tells it where the agent's socket is (or which variable names it).
   Status add_mounts(const plan::Step& step, Json& op, Json& from, std::vector<std::string>& inputs,
-                    Json& secrets) {
+                    Json& secrets, Json& ssh) {
     const Json mounts = op.value("mounts", Json::array());
     for (size_t i = 0; i < mounts.size(); ++i) {
       const Json& m = mounts[i];
@@ -208,6 +202,11 @@ struct Builder {
         auto it = opts.secrets.find(id);
         if (it != opts.secrets.end()) secrets[id] = it->second;
       }
+      } else if (type == "ssh") {
+        std::string id = m.value("id", "");
+        if (id.empty()) id = "default";
+        auto it = opts.ssh.find(id);
+        if (it != opts.ssh.end()) ssh[id] = it->second;
     }
     return ok_status();
   }

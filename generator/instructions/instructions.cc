@@ -70,6 +70,7 @@ const std::map<std::string, std::vector<FlagSpec>, std::less<>>& flag_table() {
         {"link", FlagKind::kBool},
         {"keep-git-dir", FlagKind::kBool},
         {"checksum", FlagKind::kString},
+        {"unpack", FlagKind::kBool},
         {"exclude", FlagKind::kList}}},
       {"healthcheck",
        {{"interval", FlagKind::kString},
@@ -277,6 +278,7 @@ Result<Copy> parse_copy_like(const syntax::Ast& ast, const syntax::Node& node, c
   c.exclude = f.list("exclude");
   c.checksum = f.get("checksum");
   c.keep_git_dir = f.flag("keep-git-dir");
+  if (f.bools.count("unpack")) c.unpack = f.flag("unpack");
   return c;
 }
 

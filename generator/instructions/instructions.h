@@ -74,6 +74,7 @@ struct Copy {
   // ADD only:
   std::string checksum;
   bool keep_git_dir = false;
+  std::optional<bool> unpack;   // --unpack: unset keeps the default (local archives only)
 };
 struct Add : Copy {};
 

@@ -859,6 +859,7 @@ Status Builder::dispatch_copy(StageState& state, const ins::Command& cmd, const 
   if (!copy.exclude.empty()) op["exclude"] = copy.exclude;
   if (!copy.checksum.empty()) op["checksum"] = copy.checksum;
   if (copy.keep_git_dir) op["keep_git_dir"] = true;
+  if (copy.unpack) op["unpack"] = *copy.unpack;
 
   std::string created = keyword;
   if (copy.parents) created += " --parents";

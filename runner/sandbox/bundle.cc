@@ -3,6 +3,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstdlib>
+
+#include "core/fs.h"
 
 namespace dfgen::sandbox {
 
@@ -25,6 +28,41 @@ const char* const kReadonlyPaths[] = {
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 };
 
+// The capabilities by number, for privileged containers.
+const char* const kAllCaps[] = {
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+    "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+};
+
+// Our own bounding set (CapBnd of /proc/self/status): a privileged container
+// gets every capability in it. runc cannot grant one we lack (dfrun may run
+// in a container that dropped some), nor one the kernel does not know.
+uint64_t own_bounding_set() {
+  auto status = read_file("/proc/self/status");
+  if (!status.ok()) return 0;
+  size_t at = status->find("\nCapBnd:");
+  if (at == std::string::npos) return 0;
+  return std::strtoull(status->c_str() + at + 8, nullptr, 16);
+}
+
+Json capabilities(bool privileged) {
+  Json caps = Json::array();
+  if (!privileged) {
+    for (const char* c : kDefaultCaps) caps.push_back(c);
+    return caps;
+  }
+  uint64_t bounding = own_bounding_set();
+  for (size_t i = 0; i < std::size(kAllCaps); ++i)
+    if (bounding & (uint64_t{1} << i)) caps.push_back(kAllCaps[i]);
+  return caps;
+}
+
 Json mount(const std::string& dest, const std::string& type, const std::string& source,
            std::vector<std::string> options) {
   return Json{{"destination", dest}, {"type", type}, {"source", source}, {"options", options}};
@@ -45,7 +83,7 @@ Json mounts(const ContainerSpec& spec, const BundleFiles& files) {
   if (files.rootless) {
     m.push_back(mount("/sys", "bind", "/sys", {"rbind", "nosuid", "noexec", "nodev", "ro"}));
   } else {
-    m.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
+    m.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", spec.privileged ? "rw" : "ro"}));
   }
   m.push_back(mount("/etc/resolv.conf", "bind", files.resolv_conf, {"rbind", "ro", "nosuid", "nodev", "noexec"}));
   m.push_back(mount("/etc/hosts", "bind", files.hosts, {"rbind", "ro", "nosuid", "nodev", "noexec"}));
@@ -77,8 +115,7 @@ Json oci_config(const ContainerSpec& spec, const BundleFiles& files) {
   if (::getrlimit(RLIMIT_NOFILE, &ours) == 0 && ours.rlim_max != RLIM_INFINITY) {
     nofile = std::min<uint64_t>(nofile, ours.rlim_max);
   }
-  Json caps = Json::array();
-  for (const char* c : kDefaultCaps) caps.push_back(c);
+  Json caps = capabilities(spec.privileged);
   Json process{
       {"terminal", false},
       {"user", {{"uid", p.uid}, {"gid", p.gid}, {"additionalGids", p.additional_gids}}},
@@ -90,12 +127,13 @@ Json oci_config(const ContainerSpec& spec, const BundleFiles& files) {
       {"rlimits", Json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", nofile}, {"soft", nofile}}})},
       {"noNewPrivileges", false},
   };
+  // Devices: deny all; runc adds its defaults (null, zero, full, tty, random,
+  // urandom). Privileged: all allowed, nothing masked.
   Json linux_config{
       {"namespaces", namespaces(spec, files)},
-      {"maskedPaths", kMaskedPaths},
-      {"readonlyPaths", kReadonlyPaths},
-      // Devices: deny all; runc adds its defaults (null, zero, full, tty, random, urandom).
-      {"resources", {{"devices", Json::array({{{"allow", false}, {"access", "rwm"}}})}}},
+      {"maskedPaths", spec.privileged ? Json::array() : Json(kMaskedPaths)},
+      {"readonlyPaths", spec.privileged ? Json::array() : Json(kReadonlyPaths)},
+      {"resources", {{"devices", Json::array({{{"allow", spec.privileged}, {"access", "rwm"}}})}}},
   };
   return Json{
       {"ociVersion", "1.0.2"},

@@ -56,6 +56,23 @@ TEST(OciConfig, RootlessBindsTheHostsSysReadOnly) {
   EXPECT_EQ(oci_config(spec(), kFiles)["mounts"][5]["type"], "sysfs");
 }
 
+TEST(OciConfig, PrivilegedHasEveryCapabilityAndDeviceAndNoMasks) {
+  ContainerSpec s = spec();
+  s.privileged = true;
+  Json c = oci_config(s, kFiles);
+  EXPECT_THAT(c["process"]["capabilities"]["bounding"].get<std::vector<std::string>>(),
+              ::testing::IsSupersetOf({"CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SYS_PTRACE", "CAP_CHOWN"}));
+  EXPECT_EQ(c["process"]["capabilities"]["effective"], c["process"]["capabilities"]["bounding"]);
+  EXPECT_EQ(c["linux"]["maskedPaths"], Json::array());
+  EXPECT_EQ(c["linux"]["readonlyPaths"], Json::array());
+  EXPECT_EQ(c["linux"]["resources"]["devices"], Json::array({{{"allow", true}, {"access", "rwm"}}}));
+  EXPECT_EQ(c["mounts"][5]["options"], Json({"nosuid", "noexec", "nodev", "rw"}));
+  Json plain = oci_config(spec(), kFiles);
+  EXPECT_THAT(plain["process"]["capabilities"]["bounding"].get<std::vector<std::string>>(),
+              ::testing::Not(::testing::Contains("CAP_SYS_ADMIN")));
+  EXPECT_EQ(plain["linux"]["resources"]["devices"], Json::array({{{"allow", false}, {"access", "rwm"}}}));
+}
+
 TEST(OciConfig, Mounts) {
   Json c = oci_config(spec(), kFiles);
   EXPECT_EQ(mount_destinations(c),

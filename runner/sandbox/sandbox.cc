@@ -320,6 +320,9 @@ Result<int> run(const ContainerSpec& spec, const std::string& work_dir) {
 
   BundleFiles files{path_join(bundle, "hosts"), path_join(bundle, "resolv.conf"), "",
                     userns::in_user_namespace()};
+  if (spec.privileged && files.rootless)
+    return Error("RUN --security=insecure needs a build run as root: a rootless build cannot grant "
+                 "the container more than its own user namespace has");
   std::optional<PrivateNetwork> net;
   if (spec.network == Network::Private) {
     // Without slirp4netns a private network has only loopback, like None.

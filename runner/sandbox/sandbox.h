@@ -35,6 +35,9 @@ struct ContainerSpec {
   Network network = Network::Private;
   std::vector<std::string> extra_hosts;  // "name:ip" lines for /etc/hosts
   std::vector<BindMount> mounts;         // e.g. heredoc files at /dev/pipes
+  // RUN --security=insecure: every capability, every device allowed, /proc
+  // and /sys unmasked and writable. Root only: run() refuses it rootless.
+  bool privileged = false;
 };
 
 // Runs the container with runc, stdout/stderr going to ours (live), and

@@ -472,7 +472,9 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
                                join_dest(base, c), opts));
       continue;
     }
-    if (add && !item.remote) {   // a local archive is extracted into dest (a directory), not copied
+    // An archive is extracted into dest (a directory), not copied: by default
+    // a local one; ADD --unpack=true|false decides for every source.
+    if (add && op.value("unpack", !item.remote)) {
       DFGEN_TRY(bool archive, is_archive(item.src_fd, item.rel));
       if (archive) {
         DFGEN_CHECK(extract_archive(item.src_fd, item.rel, root.get(), dest, opts.owner));

@@ -360,7 +360,7 @@ struct MountSetup {
     if (type == "cache") return cache(m);
     if (type == "tmpfs") return tmpfs(m);
     if (type == "secret") return secret(m);
-    if (type == "ssh") return Error("RUN --mount=type=ssh is not supported yet");
+    if (type == "ssh") return add_ssh_mount(m, in.spec, dir("ssh"), out.ssh_, out.binds_, out.env_);
     return Error(fmt::format("unknown mount type \"{}\"", type));
   }
 };

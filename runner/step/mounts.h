@@ -9,7 +9,7 @@
 //   tmpfs   a tmpfs mounted in the step's scratch dir.
 //   secret  the value read now (never earlier: the spec holds only where it
 //           comes from, io.secrets) onto a tmpfs, or into the environment.
-//   ssh     refused.
+//   ssh     the build's ssh agent, through a proxy socket (ssh_mount.h).
 //
 // The key: bind mounts of the context add their files' digests (run_inputs),
 // `from` stages their keys (io.from "mountN", like COPY --from). Cache
@@ -27,6 +27,7 @@
 #include "runner/sandbox/sandbox.h"
 #include "runner/step/executors.h"
 #include "runner/step/workspace.h"
+#include "runner/step/ssh_mount.h"
 
 namespace dfgen::step {
 
@@ -76,3 +77,4 @@ class RunMounts {
 };
 
 }  // namespace dfgen::step
+  SshMounts ssh_;   // its proxies stop first

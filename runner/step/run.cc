@@ -49,7 +49,7 @@ void remove_mount_points(const std::string& root, const std::vector<std::string>
 
 Result<int> run_in(const Workspace& ws, sandbox::ProcessSpec process, const std::string& user,
                    sandbox::Network network, const std::vector<sandbox::BindMount>& mounts,
-                   const std::string& bundle_parent = "") {
+                   const std::string& bundle_parent = "", bool privileged = false) {
   DFGEN_TRY(sandbox::User u, sandbox::resolve_user(ws.root(), user.empty() ? "0" : user));
   process.uid = u.uid;
   process.gid = u.gid;
@@ -61,6 +61,7 @@ Result<int> run_in(const Workspace& ws, sandbox::ProcessSpec process, const std:
   spec.process = std::move(process);
   spec.network = network;
   spec.mounts = mounts;
+  spec.privileged = privileged;
   std::string bundle = path_join(bundle_parent.empty() ? ws.scratch() : bundle_parent, "bundle");
   DFGEN_CHECK(make_dirs(bundle));
   return sandbox::run(spec, bundle);
@@ -122,7 +123,10 @@ Result<std::optional<Layer>> execute_run(Store& store, const StepInput& in) {
   }
   DFGEN_TRY(sandbox::Network network, parse_network(op.value("network", "default")));
   auto missing = missing_mount_points(ws.root());
-  DFGEN_TRY(int code, run_in(ws, process, op.value("user", ""), network, mounts, run_mounts.private_dir()));
+  std::string security = op.value("security", "sandbox");
+  if (security != "sandbox" && security != "insecure") return Error(fmt::format("unknown security mode \"{}\"", security));
+  DFGEN_TRY(int code, run_in(ws, process, op.value("user", ""), network, mounts, run_mounts.private_dir(),
+                             security == "insecure"));
   if (code != 0) {
     Error e(fmt::format("process \"{}\" did not complete successfully: exit code: {}",
                         command_text(process.args), code));

@@ -1,7 +1,7 @@
 // End to end for COPY/ADD flags (docs/runner.md): --exclude, --parents (with
 // the "/./" pivot), --link (a layer keyed without its parent), ADD of http
 // URLs (--checksum, mode 0600, Last-Modified) and of git repositories
-// (git daemon on 127.0.0.1, #ref, --keep-git-dir), with the real dfgen,
+// (git daemon on 127.0.0.1, #ref, --keep-git-dir), ADD --unpack, with the real dfgen,
 // ninja, dfrun and runc over the busybox fixture.
 #include <gtest/gtest.h>
 
@@ -156,6 +156,38 @@ TEST(CopyFlags, AddUrlDownloadsWithChecksumModeAndTime) {
   Output gone = missing.build();
   EXPECT_NE(gone.exit_code, 0);
   EXPECT_NE(gone.output.find("download failed: The requested URL returned error: 404"), std::string::npos) << gone.output;
+}
+
+TEST(CopyFlags, AddUnpackExtractsARemoteArchiveAndKeepsALocalOne) {
+  Project p("unpack");
+  std::string srv = temp_dir("unpack-srv");
+  write_file(p.ctx + "/pkg/a.txt", "alpha-" + nonce() + "\n");
+  ASSERT_EQ(sh("tar -C " + q(p.ctx) + " -czf " + q(srv + "/pkg.tar.gz") + " pkg && tar -C " + q(p.ctx) + " -cf " +
+               q(p.ctx + "/local.tar") + " pkg && rm -r " + q(p.ctx + "/pkg")).exit_code, 0);
+  int port = free_port();
+  Server http("python3 -m http.server " + std::to_string(port) + " --bind 127.0.0.1 --directory " + q(srv));
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/pkg.tar.gz";
+  write_file(p.ctx + "/Dockerfile", "FROM busybox\nADD --unpack=true " + url + " /remote/\nADD " + url +
+                                        " /plain/\nADD --unpack=false local.tar /kept/\nADD local.tar /default/\n"
+                                        "ADD --unpack local.tar /flag/\n");
+  ASSERT_EQ(p.generate().exit_code, 0);
+  Output built = p.build();
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  // Extracted: the remote archive with --unpack=true, the local one by default
+  // and with a bare --unpack; kept as files: the remote one by default, the
+  // local one with --unpack=false.
+  EXPECT_EQ(p.in_image("cat /remote/pkg/a.txt /default/pkg/a.txt /flag/pkg/a.txt; ls /remote /plain /kept; "
+                       "test -f /plain/pkg.tar.gz && test -f /kept/local.tar && echo files")
+                .output,
+            "alpha-" + nonce() + "\nalpha-" + nonce() + "\nalpha-" + nonce() +
+                "\n/kept:\nlocal.tar\n\n/plain:\npkg.tar.gz\n\n/remote:\npkg\nfiles\n");
+
+  // COPY has no --unpack.
+  Project copy("unpack-copy");
+  write_file(copy.ctx + "/Dockerfile", "FROM busybox\nCOPY --unpack=true a /b\n");
+  Output refused = copy.generate();
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("unknown flag --unpack for COPY"), std::string::npos) << refused.output;
 }
 
 TEST(CopyFlags, AddGitClonesAtRefWithoutOrWithGitDir) {

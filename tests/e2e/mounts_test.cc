@@ -1,6 +1,7 @@
 // End to end for RUN --mount (docs/mounts.md): bind (context, stage, rw),
 // cache (kept across builds, sharing, owner, seed), tmpfs, secret (file and
-// env; never in a layer, the output, the build dir or the key), with the real
+// env; never in a layer, the output, the build dir or the key), ssh (a real
+// ssh-agent's keys listed from inside; its socket in no key or layer), with the real
 // dfgen, ninja, dfrun and runc over the busybox fixture.
 #include <gtest/gtest.h>
 
@@ -208,14 +209,172 @@ TEST(Secret, MissingRequiredSecretNamesIt) {
       << out.output;
 }
 
-TEST(Ssh, IsRefusedByDfgen) {
-  std::string ctx = temp_dir("mounts-ssh-ctx"), b = temp_dir("mounts-ssh-build");
-  write_file(ctx + "/Dockerfile", "FROM busybox\nRUN --mount=type=ssh true\n");
-  Output out = dfgen(ctx, b, "-t mounts-e2e-ssh");
+// A static program that asks the agent of $SSH_AUTH_SOCK for its keys
+// (SSH2_AGENTC_REQUEST_IDENTITIES) and prints "keys=N" and each key's
+// comment: busybox has no ssh-add.
+const char* kAgentList = R"(#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+static int read_all(int fd, unsigned char* p, size_t n) {
+  while (n > 0) { ssize_t r = read(fd, p, n); if (r <= 0) return -1; p += r; n -= (size_t)r; }
+  return 0;
+}
+static unsigned u32(const unsigned char* p) { return (unsigned)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+int main(void) {
+  const char* path = getenv("SSH_AUTH_SOCK");
+  if (!path) { puts("no SSH_AUTH_SOCK"); return 1; }
+  struct sockaddr_un a; memset(&a, 0, sizeof a); a.sun_family = AF_UNIX;
+  strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr*)&a, sizeof a) != 0) { perror("connect"); return 1; }
+  unsigned char req[5] = {0, 0, 0, 1, 11}, len[4];
+  if (write(fd, req, 5) != 5 || read_all(fd, len, 4) != 0) { puts("no answer"); return 1; }
+  unsigned n = u32(len);
+  unsigned char* m = malloc(n);
+  if (!m || n < 5 || read_all(fd, m, n) != 0 || m[0] != 12) { puts("bad answer"); return 1; }
+  unsigned keys = u32(m + 1), off = 5;
+  printf("keys=%u\n", keys);
+  for (unsigned k = 0; k < keys; ++k) {
+    off += 4 + u32(m + off);                            /* the key blob */
+    unsigned c = u32(m + off);
+    printf("%.*s\n", (int)c, (const char*)m + off + 4);  /* its comment */
+    off += 4 + c;
+  }
+  return 0;
+}
+)";
+
+// An ssh-agent with one new key (comment "dfgen-e2e-NONCE"), killed at the end.
+class Ssh : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = temp_dir("mounts-ssh-agent");
+    ctx = temp_dir("mounts-ssh-ctx");
+    b = temp_dir("mounts-ssh-build");
+    socket = dir + "/agent.sock";
+    write_file(dir + "/agent-list.c", kAgentList);
+    Output cc = sh("cc -static -O2 -o " + q(ctx + "/agent-list") + " " + q(dir + "/agent-list.c"));
+    ASSERT_EQ(cc.exit_code, 0) << cc.output;
+    Output agent = sh("ssh-agent -a " + q(socket) + " > " + q(dir + "/agent.env"));
+    ASSERT_EQ(agent.exit_code, 0) << agent.output;
+    pid = sh(". " + q(dir + "/agent.env") + " >/dev/null && echo $SSH_AGENT_PID").output;
+    Output key = sh("ssh-keygen -q -t ed25519 -N '' -C dfgen-e2e-" + nonce() + " -f " + q(dir + "/id") +
+                    " && SSH_AUTH_SOCK=" + q(socket) + " ssh-add " + q(dir + "/id") + " 2>&1");
+    ASSERT_EQ(key.exit_code, 0) << key.output;
+  }
+  void TearDown() override {
+    if (!pid.empty()) sh("kill " + pid);
+  }
+  std::string dir, ctx, b, socket, pid;
+};
+
+const char* kSshDockerfile = R"(FROM busybox
+RUN --mount=type=ssh --mount=type=bind,source=agent-list,target=/agent-list \
+    echo SSH-STEP-""RAN-@NONCE@ && test -S "$SSH_AUTH_SOCK" && echo "sock=$SSH_AUTH_SOCK" > /ssh.txt && \
+    stat -c '%a %u:%g' "$SSH_AUTH_SOCK" >> /ssh.txt && /agent-list >> /ssh.txt
+RUN --mount=type=ssh,id=other,target=/tmp/agent,mode=0666,uid=1234,gid=99 \
+    --mount=type=bind,source=agent-list,target=/agent-list \
+    stat -c '%a %u:%g %F' /tmp/agent > /other.txt && echo "env=$SSH_AUTH_SOCK" >> /other.txt && \
+    SSH_AUTH_SOCK=/tmp/agent /agent-list >> /other.txt
+RUN --mount=type=ssh,id=absent ls /run/buildkit/ssh_agent.0 2>/dev/null; echo "absent=$?" > /absent.txt
+)";
+
+TEST_F(Ssh, AgentKeysAreListedInsideButTheSocketIsInNoKeyOrLayer) {
+  std::string image = "mounts-e2e-ssh";
+  write_file(ctx + "/Dockerfile", with_nonce(kSshDockerfile));
+  std::string args = "-t " + image + " --ssh default --ssh other=" + q(socket) + " --output type=oci,dest=" +
+                     q(b + "/oci") + ",tar=false --output type=local,dest=" + q(b + "/rootfs");
+  ASSERT_EQ(sh("SSH_AUTH_SOCK=" + q(socket) + " dfgen " + q(ctx) + " -B " + q(b) +
+               " --build-context busybox=docker-image://" + fixture("busybox") + " " + args).exit_code, 0);
+  Output out = sh("SSH_AUTH_SOCK=" + q(socket) + " ninja -C " + q(b));
+  ASSERT_EQ(out.exit_code, 0) << out.output;
+  std::string comment = "dfgen-e2e-" + nonce();
+  EXPECT_EQ(in_image(image, "cat /ssh.txt").output,
+            "sock=/run/buildkit/ssh_agent.0\n600 0:0\nkeys=1\n" + comment + "\n");
+  EXPECT_EQ(in_image(image, "cat /other.txt /absent.txt").output,
+            "666 1234:99 socket\nenv=/tmp/agent\nkeys=1\n" + comment + "\nabsent=1\n");
+
+  // The mount points left nothing in the image; the key is in no layer, the
+  // agent's socket path is in no layer or key, and `--ssh default` wrote
+  // only the variable's name into the build dir.
+  Output entries = layer_entries(b + "/oci");
+  EXPECT_EQ(count_lines_with(entries.output, "run/"), 0) << entries.output;
+  EXPECT_EQ(count_lines_with(entries.output, "tmp/agent"), 0) << entries.output;
+  std::string private_key = read_file(dir + "/id");
+  EXPECT_EQ(blobs_containing(b + "/oci", private_key.substr(40, 40)), 0);
+  EXPECT_EQ(blobs_containing(b + "/oci", socket), 0);
+  EXPECT_EQ(sh("grep -l " + q(socket) + " " + q(b) + "/.dfgen/s0-0.* | wc -l").output, "0\n");
+  EXPECT_EQ(sh("grep -l " + q(socket) + " " + q(b) + "/.dfgen/s0-1.spec | wc -l").output, "1\n");   // --ssh other=PATH
+  EXPECT_EQ(sh("grep -rla " + q(socket) + " " + q(store_dir() + "/cache") + " | wc -l").output, "0\n");
+
+  // Another agent at another path keeps every key: a clean rebuild runs nothing.
+  std::string results = sh("cat " + q(b) + "/.dfgen/s*.result").output;
+  std::string moved = dir + "/moved.sock";
+  ASSERT_EQ(sh("mv " + q(socket) + " " + q(moved)).exit_code, 0);
+  ASSERT_EQ(sh("SSH_AUTH_SOCK=" + q(moved) + " dfgen " + q(ctx) + " -B " + q(b) +
+               " --build-context busybox=docker-image://" + fixture("busybox") + " -t " + image +
+               " --ssh default --ssh other=" + q(moved)).exit_code, 0);
+  ASSERT_EQ(sh("rm " + q(b) + "/.dfgen/s*.result").exit_code, 0);
+  Output again = sh("SSH_AUTH_SOCK=" + q(moved) + " ninja -C " + q(b));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(count_lines_with(again.output, "SSH-STEP-RAN"), 0) << again.output;
+  EXPECT_EQ(sh("cat " + q(b) + "/.dfgen/s*.result").output, results);
+}
+
+TEST(SshMissing, RequiredAgentNamesItOptionalIsNotMounted) {
+  std::string ctx = temp_dir("mounts-nossh-ctx"), b = temp_dir("mounts-nossh-build");
+  write_file(ctx + "/Dockerfile", with_nonce("FROM busybox\nRUN --mount=type=ssh,required=true echo @NONCE@\n"));
+  ASSERT_EQ(dfgen(ctx, b, "-t mounts-e2e-nossh").exit_code, 0);
+  Output out = build(b);
   EXPECT_NE(out.exit_code, 0);
-  EXPECT_NE(out.output.find("Dockerfile:2: RUN --mount=type=ssh true: RUN --mount=type=ssh is not supported yet"),
+  EXPECT_NE(out.output.find("Dockerfile:2: RUN --mount=type=ssh,required=true echo " + nonce() +
+                            ": --mount type=ssh: ssh agent default: required but not provided (dfgen --ssh "
+                            "default[=SOCKET], with an ssh-agent running)"),
             std::string::npos)
       << out.output;
+
+  // dfgen --ssh needs an agent to point at.
+  Output gen = sh("unset SSH_AUTH_SOCK; dfgen " + q(ctx) + " -B " + q(b) + " --build-context busybox=docker-image://" +
+                  fixture("busybox") + " -t mounts-e2e-nossh --ssh default");
+  EXPECT_NE(gen.exit_code, 0);
+  EXPECT_NE(gen.output.find("--ssh default: SSH_AUTH_SOCK is not set"), std::string::npos) << gen.output;
+  write_file(ctx + "/key", "not a socket\n");
+  gen = dfgen(ctx, b, "-t mounts-e2e-nossh --ssh k=" + q(ctx + "/key"));
+  EXPECT_NE(gen.exit_code, 0);
+  EXPECT_NE(gen.output.find("is not a socket (key files are not supported yet"), std::string::npos) << gen.output;
+}
+
+// RUN --security=insecure: a privileged container (all capabilities), only
+// with --allow security.insecure; a plain RUN cannot mount.
+TEST(Security, InsecureRunMountsSandboxedRunCannot) {
+  std::string ctx = temp_dir("mounts-insecure-ctx"), b = temp_dir("mounts-insecure-build");
+  write_file(ctx + "/Dockerfile", with_nonce(R"(FROM busybox
+RUN --security=insecure mkdir -p /m && mount -t tmpfs none /m && echo in-tmpfs-@NONCE@ > /m/f && \
+    cat /m/f > /insecure.txt && umount /m && grep CapEff /proc/self/status >> /insecure.txt
+RUN mkdir -p /n && { mount -t tmpfs none /n 2>/dev/null && echo mounted || echo refused; } > /sandbox.txt && \
+    grep CapEff /proc/self/status >> /sandbox.txt
+)"));
+  Output refused = dfgen(ctx, b, "-t mounts-e2e-insecure");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("Dockerfile:2: RUN --security=insecure is not allowed in this build"), std::string::npos)
+      << refused.output;
+
+  ASSERT_EQ(dfgen(ctx, b, "-t mounts-e2e-insecure --allow security.insecure").exit_code, 0);
+  Output out = build(b);
+  ASSERT_EQ(out.exit_code, 0) << out.output;
+  Output insecure = in_image("mounts-e2e-insecure", "cat /insecure.txt");
+  EXPECT_EQ(insecure.output.substr(0, insecure.output.find('\n') + 1), "in-tmpfs-" + nonce() + "\n");
+  Output sandbox = in_image("mounts-e2e-insecure", "cat /sandbox.txt");
+  EXPECT_EQ(sandbox.output.substr(0, sandbox.output.find('\n') + 1), "refused\n");
+  // Every capability dfrun has (the test's own bounding set: both run as
+  // root here) against Docker's default 14.
+  std::string status = read_file("/proc/self/status");
+  std::string bounding = status.substr(status.find("CapBnd:\t") + 8, 16);
+  EXPECT_EQ(insecure.output.substr(insecure.output.find('\n') + 1), "CapEff:\t" + bounding + "\n");
+  EXPECT_EQ(sandbox.output.substr(sandbox.output.find('\n') + 1), "CapEff:\t00000000a80425fb\n");
 }
 
 }  // namespace
