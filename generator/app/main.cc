@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 
@@ -155,6 +156,19 @@ Result<std::map<std::string, Json>> parse_ssh(const std::vector<std::string>& li
       return Error(fmt::format("--ssh {}: {} is not a socket (key files are not supported yet: add the key to "
                                "an ssh-agent with ssh-add and give its socket)", id, abs));
     out[id] = Json{{"src", abs}};
+  }
+  return out;
+}
+
+// --cache-to (`to`) or --cache-from specs, parsed by core/remote_cache.h;
+// relative dirs are taken from the working directory.
+Result<std::vector<Json>> parse_cache_specs(const std::vector<std::string>& specs, bool to) {
+  char cwd[4096];
+  std::string here = ::getcwd(cwd, sizeof cwd) ? cwd : ".";
+  std::vector<Json> out;
+  for (const auto& spec : specs) {
+    DFGEN_TRY(Json parsed, remote_cache::parse_spec(spec, to, here));
+    out.push_back(std::move(parsed));
   }
   return out;
 }
@@ -418,15 +432,11 @@ int generate(const Args& a, int argc, char** argv) {
     if (!out) return fail(out.error());
     o.outputs.push_back(*out);
   }
-  for (const auto& [specs, to] : {std::pair{&a.cache_to, true}, std::pair{&a.cache_from, false}}) {
-    char cwd[4096];
-    std::string here = ::getcwd(cwd, sizeof cwd) ? cwd : ".";
-    for (const auto& spec : *specs) {
-      auto parsed = remote_cache::parse_spec(spec, to, here);
-      if (!parsed) return fail(parsed.error());
-      (to ? o.cache_to : o.cache_from).push_back(*parsed);
-    }
-  }
+  auto cache_to = parse_cache_specs(a.cache_to, true), cache_from = parse_cache_specs(a.cache_from, false);
+  if (!cache_to) return fail(cache_to.error());
+  if (!cache_from) return fail(cache_from.error());
+  o.cache_to = *cache_to;
+  o.cache_from = *cache_from;
   o.format = a.format;
   o.run_jobs = a.run_jobs > 0 ? a.run_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto secrets = parse_secrets(a.secrets);
@@ -580,6 +590,14 @@ Result<graph::ImageGraph> bake_image(const graph::BakeTarget& t, const Args& a, 
     DFGEN_TRY(Json out, parse_output(spec));
     o.outputs.push_back(std::move(out));
   }
+  // The target's cache specs, then the command line's, which apply to every target.
+  for (auto [list, cli, to] : {std::tuple{&t.cache_to, &a.cache_to, true}, std::tuple{&t.cache_from, &a.cache_from, false}}) {
+    std::vector<std::string> specs = *list;
+    specs.insert(specs.end(), cli->begin(), cli->end());
+    auto parsed = parse_cache_specs(specs, to);
+    if (!parsed) return std::move(parsed).error().context(where);
+    (to ? o.cache_to : o.cache_from) = std::move(*parsed);
+  }
   o.run_jobs = a.run_jobs > 0 ? a.run_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   DFGEN_TRY(o.secrets, parse_secrets(a.secrets));
   DFGEN_TRY(o.ssh, parse_ssh(a.ssh));
@@ -635,7 +653,7 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--build-arg", a.build_args, "KEY[=VALUE], repeatable");
   app->add_option("--build-context", a.build_contexts, "NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG], repeatable");
   app->add_option("--output", a.outputs, "type=docker|oci|local,dest=PATH[,tar=false] or type=registry, repeatable");
-  app->add_option("--cache-to", a.cache_to, "type=registry,ref=REF[,mode=min|max] or type=local,dest=DIR: export the step cache, repeatable");
+  app->add_option("--cache-to", a.cache_to, "type=registry,ref=REF|type=local,dest=DIR[,mode=min|max][,cache-mounts=ID;ID]: export the step cache (and those cache mounts' dirs), repeatable");
   app->add_option("--cache-from", a.cache_from, "type=registry,ref=REF or type=local,src=DIR: import step cache entries, repeatable");
   app->add_option("--store", a.store, "the content store (default $DFGEN_STORE or ~/.local/share/dfgen)");
   app->add_option("--format", a.format, "ninja: write BUILD_DIR/build.ninja; cmake: write BUILD_DIR/dfgen.cmake (add_custom_command calls, docs/cmake.md)")

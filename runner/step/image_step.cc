@@ -1,12 +1,16 @@
 // The image edge: config + manifest from the last step's result, tags in the
 // store, and the requested outputs.
 #include <cstdio>
+#include <map>
+#include <optional>
 
 #include "core/fs.h"
 #include "core/registry.h"
 #include "core/remote_cache.h"
 #include "runner/image/image.h"
 #include "runner/step/executors.h"
+#include "runner/step/explain.h"
+#include "runner/step/mounts.h"
 
 namespace dfgen::step {
 
@@ -42,12 +46,42 @@ Result<Descriptor> cached_or_new_image(Store& store, const StepResult& parent,
   return manifest;
 }
 
+// --cache-to ...,cache-mounts=ID1;ID2: each id's cache mount dir as a layer
+// (mounts.h), packed once per image edge however many destinations name it.
+// An id no RUN of this store has used is skipped with a warning.
+Result<std::vector<remote_cache::Entry>> mount_entries(Store& store, const std::vector<std::string>& ids,
+                                                       std::map<std::string, std::optional<Layer>>& packed) {
+  std::vector<remote_cache::Entry> out;
+  for (const auto& id : ids) {
+    if (!packed.count(id)) {
+      DFGEN_TRY(packed[id], snapshot_cache_mount(store, id));
+      if (!packed[id])
+        std::fprintf(stderr, "dfrun: warning: cache mount %s: not exported, no RUN of this store has used it\n",
+                     id.c_str());
+    }
+    const auto& layer = packed[id];
+    if (!layer) continue;
+    Json l = layer->blob.to_json();
+    l["diff_id"] = layer->diff_id;
+    out.push_back({id, Json{{"layer", l}}});
+  }
+  return out;
+}
+
+// "(3 steps)" or "(3 steps, cache mounts: gobuild)".
+std::string exported_summary(size_t steps, const std::vector<remote_cache::Entry>& mounts) {
+  std::string ids;
+  for (const auto& m : mounts) ids += (ids.empty() ? "" : ", ") + m.key;
+  return mounts.empty() ? fmt::format("({} steps)", steps) : fmt::format("({} steps, cache mounts: {})", steps, ids);
+}
+
 // dfgen --cache-to: the spec's "cache" section lists the destinations and,
 // per mode, the result files of the steps to export (mode=min: the target
 // stage's chain, max: every stage). Outside "op": never part of a key.
 Status export_caches(Store& store, const Spec& spec) {
   DFGEN_TRY(Json j, read_json_file(spec.path));
   Json cache = j.value("cache", Json::object());
+  std::map<std::string, std::optional<Layer>> packed;
   for (const Json& dest : cache.value("to", Json::array())) {
     std::vector<std::string> keys;
     for (const Json& file : cache.value(dest.value("mode", "min"), Json::array())) {
@@ -56,9 +90,10 @@ Status export_caches(Store& store, const Spec& spec) {
       keys.push_back(r.key);
     }
     DFGEN_TRY(auto entries, remote_cache::entries_of(store, keys));
-    DFGEN_TRY(Descriptor d, remote_cache::export_cache(store, entries, dest));
-    std::printf("cache %s %s (%zu steps)\n", dest.value("ref", dest.value("dir", "")).c_str(), d.digest.c_str(),
-                entries.size());
+    DFGEN_TRY(auto mounts, mount_entries(store, dest.value("mounts", std::vector<std::string>()), packed));
+    DFGEN_TRY(Descriptor d, remote_cache::export_cache(store, entries, dest, mounts));
+    std::printf("cache %s %s %s\n", dest.value("ref", dest.value("dir", "")).c_str(), d.digest.c_str(),
+                exported_summary(entries.size(), mounts).c_str());
   }
   return ok_status();
 }
@@ -92,6 +127,10 @@ Status execute_image(Store& store, const Spec& spec, const StepResult& parent) {
   DFGEN_CHECK(make_dirs(dirname_of(spec.result)));
   auto wrote = write_file_if_changed(spec.result, result.dump(2) + "\n");
   if (!wrote.ok()) return std::move(wrote).error();
+  // What the image was made of, for `dfrun explain` (explain.h).
+  Json layers = Json::array();
+  for (const auto& l : parent.layers) layers.push_back(Json{{"digest", l.blob.digest}, {"diff_id", l.diff_id}});
+  DFGEN_CHECK(record_inputs(spec, image_record(spec, manifest.digest, parent.key, layers, input.history)));
   std::printf("%s %s\n", manifest.digest.c_str(), tags.empty() ? "" : tags.front().c_str());
   return ok_status();
 }

@@ -9,10 +9,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "core/context.h"
 #include "core/ignore.h"
+#include "core/remote_cache.h"
 #include "core/sha256.h"
 #include "runner/sandbox/rootfs.h"
 
@@ -179,7 +181,41 @@ Result<std::optional<std::string>> secret_value(const Json& sources, const std::
 
 std::string cache_root(const Store& store) { return path_join(store.root(), "cache-mounts"); }
 
+// Where dfgen --cache-from looks: the spec's "cache"."from" sources (outside
+// the op, never in the key).
+Result<std::vector<Json>> cache_sources(const Spec& spec) {
+  if (spec.path.empty()) return std::vector<Json>();
+  DFGEN_TRY(Json j, read_json_file(spec.path));
+  Json cache = j.value("cache", Json::object());
+  Json from = cache.is_object() ? cache.value("from", Json::array()) : Json::array();
+  if (!from.is_array()) return std::vector<Json>();
+  return from.get<std::vector<Json>>();
+}
+
+// Waits for `op` (LOCK_SH / LOCK_EX, maybe | LOCK_NB) on an open lock file.
+int flock_retry(int fd, int op) {
+  int rc;
+  while ((rc = ::flock(fd, op)) != 0 && errno == EINTR) {}
+  return rc;
+}
+
 }  // namespace
+
+std::string cache_mount_dir(const Store& store, const std::string& id) {
+  return path_join(cache_root(store), sha256_hex(id));
+}
+
+Result<std::optional<Layer>> snapshot_cache_mount(Store& store, const std::string& id) {
+  std::string path = cache_mount_dir(store, id);
+  if (!is_directory(path)) return std::optional<Layer>();
+  std::string lock_path = path + ".lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock) return Error::sys("open " + lock_path);
+  if (flock_retry(lock.get(), LOCK_EX) != 0) return Error::sys("lock " + lock_path);
+  auto info = layer::write_layer(store, path_join(path, "data"));
+  if (!info.ok()) return std::move(info).error().context("cache mount " + id);
+  return std::optional<Layer>(Layer{info->blob, info->diff_id});
+}
 
 Result<TmpfsMount> TmpfsMount::mount(const std::string& dir, const std::string& options) {
   DFGEN_CHECK(make_dirs(dir));
@@ -209,6 +245,7 @@ struct MountSetup {
   const std::string& scratch;
   RunMounts& out;
   Json secrets = Json::object();
+  std::vector<Json> cache_from;   // --cache-from sources: snapshots of cache mounts
   int n = 0;   // index of the mount being set up
 
   std::string dir(const char* what) const { return path_join(scratch, fmt::format("mount{}-{}", n, what)); }
@@ -245,18 +282,40 @@ struct MountSetup {
     return ok_status();
   }
 
-  // Creates the cache dir once, atomically: made aside, seeded, renamed.
+  // The --cache-from snapshot of the cache mount `id` extracted into the new
+  // dir `data`; false when no source has one. A source that cannot be read
+  // is a warning, as for steps: the cache then starts as without it.
+  Result<bool> import_snapshot(const std::string& data, const std::string& id) {
+    if (cache_from.empty()) return false;
+    auto layer = remote_cache::import_mount(store, cache_from, id);
+    if (!layer.ok()) {
+      std::fprintf(stderr, "dfrun: warning: cache mount %s: %s\n", id.c_str(), layer.error().render().c_str());
+      return false;
+    }
+    if (!*layer) return false;
+    DFGEN_TRY(Descriptor blob, Descriptor::from_json(**layer));
+    DFGEN_CHECK(make_dirs(data));
+    auto st = layer::extract_layer(store.blob_path(blob.digest), data);
+    if (!st.ok()) return std::move(st).error().context("cache mount " + id);
+    std::fprintf(stderr, "cache mount %s: seeded from the build cache (%s)\n", id.c_str(), blob.digest.c_str());
+    return true;
+  }
+
+  // Creates the cache dir once, atomically: made aside, seeded (from a
+  // --cache-from snapshot of the id, else from `from`), renamed.
   Status create_cache(const std::string& path, const std::string& id, const Json& m) {
     DFGEN_TRY(mode_t mode, parse_mode(str(m, "mode"), 0755));
     DFGEN_TRY(uint32_t uid, parse_id(str(m, "uid"), "uid"));
     DFGEN_TRY(uint32_t gid, parse_id(str(m, "gid"), "gid"));
     DFGEN_TRY(TempDir tmp, TempDir::create(dirname_of(path), "new"));
     std::string data = path_join(tmp.path(), "data");
-    if (m.contains("from")) {
+    // An imported snapshot already holds what the id's users wrote, seed included.
+    DFGEN_TRY(bool imported, import_snapshot(data, id));
+    if (!imported && m.contains("from")) {
       DFGEN_TRY(std::string root, from_root());
       DFGEN_TRY(std::string seed, host_path_in(root, str(m, "source")));
       DFGEN_CHECK(copy_tree(seed, data));
-    } else {
+    } else if (!imported) {
       DFGEN_CHECK(make_dirs(data));
     }
     if (::chown(data.c_str(), uid, gid) != 0) return Error::sys("chown " + data);
@@ -288,8 +347,7 @@ struct MountSetup {
     UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     if (!lock) return Error::sys("open " + lock_path);
     int op = sharing == "shared" ? LOCK_SH : sharing == "locked" ? LOCK_EX : LOCK_EX | LOCK_NB;
-    int rc;
-    while ((rc = ::flock(lock.get(), op)) != 0 && errno == EINTR) {}
+    int rc = flock_retry(lock.get(), op);
     std::string source = path_join(path, "data");
     if (rc != 0) {
       if (errno != EWOULDBLOCK) return Error::sys("lock " + lock_path);
@@ -372,6 +430,7 @@ Result<RunMounts> RunMounts::prepare(Store& store, const StepInput& in, const st
   DFGEN_CHECK(make_dirs(scratch));
   MountSetup setup{store, in, scratch, out};
   DFGEN_TRY(setup.secrets, secret_sources(in.spec));
+  DFGEN_TRY(setup.cache_from, cache_sources(in.spec));
   for (const auto& m : mounts) {
     auto st = setup.one(m);
     if (!st.ok()) {

@@ -5,7 +5,8 @@
 //           stage / image root (an overlay with its own throwaway upper dir);
 //           read-only unless `rw`. Nothing written there is kept.
 //   cache   $STORE/cache-mounts/<sha256 hex of id>/data, kept across builds,
-//           never in a layer nor in the key; `sharing` takes a flock.
+//           never in a layer nor in the key; `sharing` takes a flock. Made
+//           from a --cache-from snapshot of the id when one exists.
 //   tmpfs   a tmpfs mounted in the step's scratch dir.
 //   secret  the value read now (never earlier: the spec holds only where it
 //           comes from, io.secrets) onto a tmpfs, or into the environment.
@@ -34,6 +35,17 @@ namespace dfgen::step {
 // Digests of what the RUN reads outside its parent: the context files its
 // bind mounts select ([] when none, so a RUN without mounts keeps its key).
 Result<Json> run_inputs(const StepInput& in);
+
+// The dir of the cache mount `id` in the store: $STORE/cache-mounts/<sha256
+// hex of id>, holding `data` (what the RUN sees) and `id`.
+std::string cache_mount_dir(const Store& store, const std::string& id);
+
+// dfgen --cache-to ...,cache-mounts=ID (docs/remote-cache.md): the cache
+// mount's data dir written as a layer blob into the store, under an exclusive
+// lock (waits until no step uses it). nullopt when no RUN of this store has
+// made the id. A new cache dir is seeded from such a layer when the spec has
+// --cache-from sources that hold one (MountSetup::create_cache).
+Result<std::optional<Layer>> snapshot_cache_mount(Store& store, const std::string& id);
 
 // A tmpfs mounted on a host dir; unmounted (lazily) when it goes.
 class TmpfsMount {

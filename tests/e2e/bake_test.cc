@@ -109,13 +109,49 @@ TEST(Bake, RegeneratingKeepsTheGraphAndAnEditRebuildsOnlyItsReaders) {
   EXPECT_EQ(sh("dfrun run bake-c:" + p.nonce + " cat /c.txt").output, "c2\n");
 }
 
+// cache-to in the bake file exports a target's steps; on another machine
+// (its own store) --cache-from on the command line, which applies to every
+// target, brings them back: the RUN does not run there.
+TEST(Bake, CacheToPerTargetAndCacheFromOnTheCommandLine) {
+  std::string nonce = std::to_string(::time(nullptr)) + "-" + std::to_string(::getpid());
+  std::string ctx = temp_dir("bake-cache-ctx"), cache = temp_dir("bake-cache") + "/layout";
+  write_file(ctx + "/Dockerfile", "FROM busybox\nRUN echo RAN\"\"-" + nonce + " | tee /ran\n");
+  std::string busybox = fixture("busybox");
+  auto bake = [&](const std::string& name, const std::string& cache_key) {
+    std::string b = temp_dir("bake-cache-" + name);
+    write_file(b + "/images.json",
+               "{\"target\": {\"x\": {\"context\": \"" + ctx + "\", \"tags\": [\"bake-cache-" + name + ":" + nonce +
+                   "\"], \"contexts\": {\"busybox\": \"docker-image://" + busybox + "\"}" + cache_key + "}}}");
+    return b;
+  };
+  std::string one = bake("one", ", \"cache-to\": [{\"type\": \"local\", \"dest\": \"" + cache + "\"}]");
+  Output gen = sh("cd " + q(one) + " && dfgen --bake images.json && ninja");
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  EXPECT_EQ(count_lines_with(gen.output, "RAN-" + nonce), 1) << gen.output;
+  EXPECT_EQ(count_lines_with(gen.output, "cache " + cache + " sha256:"), 1) << gen.output;
+
+  // Another store, with only the base image.
+  std::string store = temp_dir("bake-cache-store");
+  Output tar = sh("bash " + q(source_dir() + "/scripts/fixtures.sh") + " busybox | tail -1");
+  ASSERT_EQ(tar.exit_code, 0) << tar.output;
+  std::string env = "DFGEN_STORE=" + q(store) + " ";
+  Output imported = sh(env + "dfrun import " + q(tar.output.substr(0, tar.output.find('\n'))) + " -t " + busybox);
+  ASSERT_EQ(imported.exit_code, 0) << imported.output;
+  std::string two = bake("two", "");
+  Output again = sh("cd " + q(two) + " && " + env + "dfgen --bake images.json --cache-from type=local,src=" +
+                    q(cache) + " && " + env + "ninja");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(count_lines_with(again.output, "RAN-" + nonce), 0) << again.output;
+  EXPECT_EQ(sh(env + "dfrun run bake-cache-two:" + nonce + " cat /ran").output, "RAN-" + nonce + "\n");
+}
+
 TEST(Bake, AnUnknownKeyIsAnError) {
   std::string d = temp_dir("bake-bad");
   write_file(d + "/images.json", "{\"target\": {\"x\": {\"tag\": [\"x\"]}}}");
   Output o = sh("cd " + q(d) + " && dfgen --bake images.json");
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_EQ(o.output, "dfgen: images.json: target \"x\".tag: unknown key (known: context, dockerfile, target, args, "
-                      "tags, contexts, output, inherits)\n");
+                      "tags, contexts, output, cache-from, cache-to, inherits)\n");
 }
 
 }  // namespace

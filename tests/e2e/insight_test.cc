@@ -53,6 +53,11 @@ struct Project {
   Output ninja() { return sh("ninja -C " + q(b)); }
   Output explain(const std::string& what) { return sh("dfrun explain -C " + q(b) + " " + what); }
   Output affected(const std::string& files) { return sh("cd " + q(ctx) + " && dfgen affected -B " + q(b) + " " + files); }
+  // The nonce the constructor wrote into `dockerfile` (the word after the first "RUN echo ").
+  std::string nonce_in(const std::string& dockerfile) const {
+    size_t at = dockerfile.find("RUN echo ") + 9;
+    return dockerfile.substr(at, dockerfile.find(' ', at) - at);
+  }
   // The step whose description contains `text` ("s0-1"), from its spec.
   std::string step(const std::string& text) {
     Output o = sh("cd " + q(b + "/.dfgen") + " && grep -l -F " + q(text) + " s*.spec | head -1");
@@ -132,6 +137,60 @@ TEST(Explain, ABaseImageWithANewDigestIsNamed) {
   Output chain = p.explain("insight");   // both stages start from it
   EXPECT_EQ(count_lines_with(chain.output, "  base image busybox re-resolved to a new digest"), 2) << chain.output;
   EXPECT_EQ(count_lines_with(chain.output, "  --from step [other 2/2] changed"), 1) << chain.output;
+}
+
+TEST(Explain, AChangedInstructionIsOneLine) {
+  Project p("explain-instruction");
+  ASSERT_EQ(p.generate().exit_code, 0);
+  ASSERT_EQ(p.ninja().exit_code, 0);
+  std::string dockerfile = read_file(p.ctx + "/Dockerfile");
+  std::string before = "cat /other.txt > /o.txt", after = "cat /other.txt /other.txt > /o.txt";
+  ASSERT_NE(dockerfile.find(before), std::string::npos);
+  write_file(p.ctx + "/Dockerfile", dockerfile.replace(dockerfile.find(before), before.size(), after));
+  Output second = p.ninja();   // build.ninja regenerates itself
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  std::string run = p.step("RUN echo " + p.nonce_in(dockerfile) + " && cat /other.txt");
+  ASSERT_FALSE(run.empty());
+  Output one = p.explain(run);
+  EXPECT_EQ(one.output, "op: args changed: [\"/bin/sh\",\"-c\",\"echo " + p.nonce_in(dockerfile) + " && " + before +
+                            "\"] -> [\"/bin/sh\",\"-c\",\"echo " + p.nonce_in(dockerfile) + " && " + after + "\"]\n")
+      << one.output;
+  Output chain = p.explain("insight");
+  EXPECT_EQ(count_lines_with(chain.output, "  op: args changed: "), 1) << chain.output;
+  EXPECT_EQ(count_lines_with(chain.output, "  --from step [other 2/2] changed"), 1) << chain.output;
+}
+
+// The image edge: which layer changed (and the step that made it), which
+// config field, which history line.
+TEST(Explain, TheImageNamesItsChangedLayerAndConfigField) {
+  Project p("explain-image");
+  std::string dockerfile = read_file(p.ctx + "/Dockerfile");
+  write_file(p.ctx + "/Dockerfile", dockerfile + "LABEL tier=a\n");
+  ASSERT_EQ(p.generate().exit_code, 0);
+  ASSERT_EQ(p.ninja().exit_code, 0);
+  EXPECT_EQ(p.explain("insight").output, "");   // built once: nothing to say
+
+  write_file(p.ctx + "/app/a.txt", "a2\n");
+  ASSERT_EQ(p.ninja().exit_code, 0);
+  Output chain = p.explain("insight");
+  // busybox's layer, COPY app/, the RUN that reads it, COPY --from (unchanged).
+  size_t image = chain.output.find("IMAGE insight\n");
+  ASSERT_NE(image, std::string::npos) << chain.output;
+  std::string tail = chain.output.substr(image);
+  EXPECT_EQ(count_lines_with(tail, "  layer 2/4: sha256:"), 1) << tail;
+  EXPECT_EQ(count_lines_with(tail, "(COPY app/ /app/"), 1) << tail;
+  EXPECT_EQ(count_lines_with(tail, "  layer 3/4: sha256:"), 1) << tail;
+  EXPECT_EQ(count_lines_with(tail, "  layer 4/4"), 0) << tail;
+  EXPECT_EQ(count_lines_with(tail, "  "), 2) << tail;
+
+  write_file(p.ctx + "/Dockerfile", dockerfile + "LABEL tier=b\n");
+  ASSERT_EQ(p.ninja().exit_code, 0);
+  Output label = p.explain("insight");
+  image = label.output.find("IMAGE insight\n");
+  ASSERT_NE(image, std::string::npos) << label.output;
+  EXPECT_EQ(label.output.substr(image), "IMAGE insight\n"
+                                        "  history 6/6: LABEL tier=a -> LABEL tier=b\n"
+                                        "  config Labels.tier: a -> b\n");
 }
 
 TEST(Explain, UnknownTargetIsAnError) {
