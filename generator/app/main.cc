@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -334,11 +335,42 @@ std::vector<std::string> env_names(const Json& config) {
   return names;
 }
 
+// A base image's whole config (os, architecture, config.Env), or nullopt
+// when the image is unknown: what the build checks read of it.
+using BaseConfig = std::function<std::optional<Json>(const std::string& ref)>;
+
+// "linux/arm64/v8" of an image config; nullopt without an architecture.
+std::optional<std::string> platform_of(const Json& config) {
+  if (!config.is_object() || !config.contains("architecture") || !config["architecture"].is_string())
+    return std::nullopt;
+  std::string p = config.value("os", "linux") + "/" + config["architecture"].get<std::string>();
+  if (config.contains("variant") && config["variant"].is_string() && !config["variant"].get<std::string>().empty())
+    p += "/" + config["variant"].get<std::string>();
+  return p;
+}
+
 // Build checks (docs/checks.md): warnings go to stderr; they fail the build
 // only with `# check=error=true`.
-Status run_checks(const Loaded& l, const Args& a, const lint::BaseEnv& base_env) {
+Status run_checks(const Loaded& l, const Args& a, const BaseConfig& base_config) {
   DFGEN_TRY(auto build_args, parse_build_args(a.build_args));
-  DFGEN_TRY(lint::Report report, lint::check(l.ast, lint::Options{build_args, base_env}));
+  lint::Options options{build_args};
+  options.base_env = [&](const std::string& ref) -> std::optional<std::vector<std::string>> {
+    auto c = base_config(ref);
+    if (!c) return std::nullopt;
+    const Json inner = c->is_object() ? c->value("config", Json::object()) : Json::object();
+    return env_names(inner.is_object() ? inner : Json::object());
+  };
+  options.base_platform = [&](const std::string& ref) -> std::optional<std::string> {
+    auto c = base_config(ref);
+    return c ? platform_of(*c) : std::nullopt;
+  };
+  std::optional<IgnoreMatcher> ignore;
+  if (std::string file = find_ignore_file(l.context, l.dockerfile); !file.empty()) {
+    DFGEN_TRY(std::string text, read_file(file));
+    DFGEN_TRY(ignore, IgnoreMatcher::parse(text, file));
+    options.ignored = [&](const std::string& path) { return ignore->excluded(path); };
+  }
+  DFGEN_TRY(lint::Report report, lint::check(l.ast, options));
   for (const auto& w : report.warnings) std::fprintf(stderr, "%s\n", w.render().c_str());
   return lint::violation_error(report);
 }
@@ -386,10 +418,10 @@ int generate(const Args& a, int argc, char** argv) {
                     {}, {}, RegistryFallback{&*store, &*overrides, &*pins, a.pull, {}}};
   auto p = make_plan(*loaded, a, resolver);
   if (!p) return fail(p.error());
-  auto checked = run_checks(*loaded, a, [&](const std::string& ref) -> std::optional<std::vector<std::string>> {
+  auto checked = run_checks(*loaded, a, [&](const std::string& ref) -> std::optional<Json> {
     auto it = resolver.bases.find(ref);
     if (it == resolver.bases.end()) return std::nullopt;
-    return env_names(it->second.record.config.value("config", Json::object()));
+    return it->second.record.config;
   });
   if (!checked) return fail(checked.error());
   for (const auto& ref : p->external_images) {
@@ -471,10 +503,9 @@ int cmd_check(const Args& a) {
   auto overrides = graph::parse_build_contexts(a.build_contexts);
   if (!overrides) return fail(overrides.error());
   Resolver resolver{graph::BaseResolver(*store, *overrides, {}, false, {}), {}, {}};
-  auto checked = run_checks(*loaded, a, [&](const std::string& ref) -> std::optional<std::vector<std::string>> {
-    auto cfg = resolver.config_of(ref);
-    if (!cfg) return std::nullopt;
-    return env_names(*cfg);
+  auto checked = run_checks(*loaded, a, [&](const std::string& ref) -> std::optional<Json> {
+    if (!resolver.config_of(ref)) return std::nullopt;
+    return resolver.bases.at(ref).record.config;
   });
   if (!checked) return fail(checked.error());
   return 0;
@@ -551,10 +582,10 @@ Result<graph::ImageGraph> bake_image(const graph::BakeTarget& t, const Args& a, 
   bo.allow = {a.allow.begin(), a.allow.end()};
   auto planned = plan::make_plan(l.ast, bo, [&](const std::string& ref) { return resolver.config_of(ref); });
   if (!planned) return std::move(planned).error().context(where);
-  DFGEN_CHECK(run_checks(l, ta, [&](const std::string& ref) -> std::optional<std::vector<std::string>> {
+  DFGEN_CHECK(run_checks(l, ta, [&](const std::string& ref) -> std::optional<Json> {
     auto it = resolver.bases.find(ref);
     if (it == resolver.bases.end()) return std::nullopt;
-    return env_names(it->second.record.config.value("config", Json::object()));
+    return it->second.record.config;
   }));
   for (const auto& ref : planned->external_images) {
     if (resolver.bases.count(ref)) continue;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/reference.h"
 #include "core/shell.h"
 
 namespace dfgen::lint {
@@ -106,13 +107,43 @@ struct Input {
   const Options& options;
   std::vector<const Node*> globals;   // before the first FROM
   std::vector<Stage> stages;
+  // The global ARGs for FROM: with --build-arg values, and the defaults alone
+  // (InvalidDefaultArgInFrom); both hold the predefined platform ARGs.
+  std::map<std::string, std::string> from_args, default_args;
 };
+
+// "linux/arm64/v8" -> TARGETPLATFORM, TARGETOS, ... (and BUILD*: one platform here).
+void add_platform_args(std::map<std::string, std::string>& args, const std::string& platform) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i <= platform.size();) {
+    size_t slash = std::min(platform.find('/', i), platform.size());
+    parts.push_back(platform.substr(i, slash - i));
+    i = slash + 1;
+  }
+  parts.resize(3);
+  for (const char* prefix : {"TARGET", "BUILD"}) {
+    std::string p = prefix;
+    args[p + "PLATFORM"] = platform;
+    args[p + "OS"] = parts[0];
+    args[p + "ARCH"] = parts[1];
+    args[p + "VARIANT"] = parts[2];
+  }
+}
+
+std::optional<std::string> expand_with(const std::string& word, const std::map<std::string, std::string>& args,
+                                       char escape) {
+  auto v = shell::expand_word(word, shell::map_lookup(args), shell::Options{escape});
+  if (!v.ok()) return std::nullopt;
+  return *v;
+}
 
 using Emit = std::function<void(const Node& where, int line, std::string message)>;
 
 Input split(const syntax::Ast& ast, const Options& options) {
-  Input in{ast, options, {}, {}};
-  std::map<std::string, std::string> args;
+  Input in{ast, options, {}, {}, {}, {}};
+  std::map<std::string, std::string>& args = in.from_args;
+  add_platform_args(args, options.target_platform);
+  add_platform_args(in.default_args, options.target_platform);
   for (const auto& node : ast.children) {
     if (node.keyword == "from") {
       Stage s;
@@ -137,6 +168,8 @@ Input split(const syntax::Ast& ast, const Options& options) {
         auto given = options.build_args.find(key);
         if (given != options.build_args.end()) args[key] = given->second;
         else if (eq != std::string::npos) args[key] = a.substr(eq + 1);
+        if (eq != std::string::npos) in.default_args[key] = a.substr(eq + 1);
+        else in.default_args.erase(key);
       }
     } else {
       in.stages.back().body.push_back(&node);
@@ -383,6 +416,177 @@ void workdir_relative_path(const Input& in, const Emit& emit) {
     }
 }
 
+// A name that says it holds a secret: one of its words (split at anything
+// not a letter or digit, and at lower-to-upper case changes) is a secret
+// word, and none says it is public ("PUBLIC_KEY").
+bool looks_secret(const std::string& name) {
+  static const std::set<std::string> secret_words = {
+      "apikey", "auth", "credential", "credentials", "key", "passphrase", "passwd", "password",
+      "pword", "pwd", "secret", "secrets", "token"};
+  std::vector<std::string> words(1);
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (!std::isalnum(static_cast<unsigned char>(c))) {
+      words.emplace_back();
+      continue;
+    }
+    if (i > 0 && std::isupper(static_cast<unsigned char>(c)) && std::islower(static_cast<unsigned char>(name[i - 1])))
+      words.emplace_back();
+    words.back() += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  bool secret = false;
+  for (const auto& w : words) {
+    if (w == "public") return false;
+    if (secret_words.count(w)) secret = true;
+  }
+  return secret;
+}
+
+void secrets_used_in_arg_or_env(const Input& in, const Emit& emit) {
+  auto check = [&](const Node* n) {
+    std::vector<std::string> names;
+    if (n->keyword == "arg")
+      for (const auto& a : n->args) names.push_back(a.substr(0, a.find('=')));
+    if (n->keyword == "env")
+      for (size_t i = 0; i < n->args.size(); i += 3) names.push_back(n->args[i]);
+    for (const auto& name : names)
+      if (looks_secret(name))
+        emit(*n, n->start_line,
+             fmt::format("Do not use ARG or ENV instructions for sensitive data ({} \"{}\")", upper(n->keyword), name));
+  };
+  for (const Node* n : in.globals) check(n);
+  for (const auto& s : in.stages)
+    for (const Node* n : s.body) check(n);
+}
+
+bool is_target_platform_word(const std::string& v) { return v == "$TARGETPLATFORM" || v == "${TARGETPLATFORM}"; }
+
+void redundant_target_platform(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages) {
+    std::string platform = flag_value(*s.from, "platform");
+    if (is_target_platform_word(platform))
+      emit(*s.from, s.from->start_line,
+           fmt::format("Setting platform to predefined {} in FROM is redundant as this is the default behavior",
+                       platform));
+  }
+}
+
+void from_platform_flag_const_disallowed(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages) {
+    std::string platform = flag_value(*s.from, "platform");
+    if (platform.empty() || platform.find('$') != std::string::npos) continue;
+    // A stage named for its platform ("build-arm64") pins it on purpose.
+    std::string name = lower(s.name), p = lower(platform);
+    size_t slash = p.find('/');
+    std::string os = p.substr(0, slash);
+    std::string arch = slash == std::string::npos ? "" : p.substr(slash + 1, p.find('/', slash + 1) - slash - 1);
+    if (!name.empty() && ((!arch.empty() && name.find(arch) != std::string::npos) || name.find(os) != std::string::npos))
+      continue;
+    emit(*s.from, s.from->start_line,
+         fmt::format("FROM --platform flag should not use constant value \"{}\"", platform));
+  }
+}
+
+// Whether `image` can name a base image: "scratch", a stage, or a reference.
+bool valid_base_name(const Input& in, const std::string& image) {
+  if (image.empty()) return false;
+  if (lower(image) == "scratch") return true;
+  for (const auto& s : in.stages)
+    if (!s.name.empty() && lower(s.name) == lower(image)) return true;
+  return parse_reference(image).ok();
+}
+
+void invalid_default_arg_in_from(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages) {
+    const std::string word = s.from->args.empty() ? "" : s.from->args[0];
+    if (word.find('$') == std::string::npos) continue;
+    auto image = expand_with(word, in.default_args, in.ast.directives.escape);
+    if (!image || !valid_base_name(in, *image))
+      emit(*s.from, s.from->start_line,
+           fmt::format("Default value for ARG {} results in empty or invalid base image name", word));
+  }
+}
+
+void expose_invalid_format(const Input& in, const Emit& emit) {
+  for (const auto& s : in.stages)
+    for (const Node* n : s.body) {
+      if (n->keyword != "expose") continue;
+      for (const auto& port : n->args)
+        if (port.find(':') != std::string::npos)
+          emit(*n, n->start_line,
+               fmt::format("EXPOSE instruction should not define an IP address or host-port mapping, found '{}'",
+                           port));
+    }
+}
+
+// A COPY/ADD source of the context as the ignore file sees it ("./a/" ->
+// "a"), or "" when it is not one a static check can decide: a URL, a git
+// repository, a heredoc, a wildcard or a variable.
+std::string context_path_of(const std::string& source) {
+  if (source.starts_with("<<") || source.find("://") != std::string::npos || source.starts_with("git@") ||
+      source.find_first_of("*?[$\\") != std::string::npos)
+    return "";
+  std::vector<std::string> parts;
+  for (size_t i = 0; i <= source.size();) {
+    size_t slash = std::min(source.find('/', i), source.size());
+    std::string part = source.substr(i, slash - i);
+    i = slash + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (parts.empty()) return "";
+      parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+  return out;
+}
+
+void copy_ignored_file(const Input& in, const Emit& emit) {
+  if (!in.options.ignored) return;
+  for (const auto& s : in.stages)
+    for (const Node* n : s.body) {
+      if ((n->keyword != "copy" && n->keyword != "add") || !flag_value(*n, "from").empty() || n->args.size() < 2)
+        continue;
+      for (size_t i = 0; i + 1 < n->args.size(); ++i) {
+        std::string path = context_path_of(n->args[i]);
+        if (!path.empty() && in.options.ignored(path))
+          emit(*n, n->start_line,
+               fmt::format("Attempting to {} file \"{}\" that is excluded by .dockerignore",
+                           n->keyword == "copy" ? "Copy" : "Add", n->args[i]));
+      }
+    }
+}
+
+// "linux/arm64/v8" and "linux/arm64" are one platform (v8 is arm64's only
+// variant); otherwise os, architecture and variant must all agree.
+bool same_platform(std::string a, std::string b) {
+  for (std::string* p : {&a, &b})
+    if (p->ends_with("arm64/v8")) p->resize(p->size() - 3);
+  return a == b;
+}
+
+void invalid_base_image_platform(const Input& in, const Emit& emit) {
+  if (!in.options.base_platform) return;
+  for (const auto& s : in.stages) {
+    if (s.parent >= 0 || lower(s.image) == "scratch") continue;
+    std::string expected = in.options.target_platform;
+    std::string flag = flag_value(*s.from, "platform");
+    if (!flag.empty()) {
+      auto v = expand_with(flag, in.from_args, in.ast.directives.escape);
+      if (!v || v->empty()) continue;
+      expected = *v;
+    }
+    auto actual = in.options.base_platform(s.image);
+    if (actual && !same_platform(*actual, expected))
+      emit(*s.from, s.from->start_line,
+           fmt::format("Base image {} was pulled with platform \"{}\", expected \"{}\" for current build", s.image,
+                       *actual, expected));
+  }
+}
+
 struct Rule {
   std::string_view name;
   std::string_view description;
@@ -415,6 +619,21 @@ const Rule kRules[] = {
     {"LegacyKeyValueFormat", "Legacy key/value format with whitespace separator should not be used",
      legacy_key_value_format},
     {"ExposeProtoCasing", "Protocol in EXPOSE instruction should be lowercase", expose_proto_casing},
+    {"RedundantTargetPlatform", "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the "
+                                "default behavior",
+     redundant_target_platform},
+    {"SecretsUsedInArgOrEnv", "Sensitive data should not be used in the ARG or ENV commands",
+     secrets_used_in_arg_or_env},
+    {"InvalidDefaultArgInFrom", "Default value for global ARG results in an empty or invalid base image name",
+     invalid_default_arg_in_from},
+    {"FromPlatformFlagConstDisallowed", "FROM --platform flag should not use a constant value",
+     from_platform_flag_const_disallowed},
+    {"CopyIgnoredFile", "Attempting to Copy file that is excluded by .dockerignore", copy_ignored_file},
+    {"InvalidBaseImagePlatform", "Base image platform does not match expected target platform",
+     invalid_base_image_platform},
+    {"ExposeInvalidFormat", "IP address and host-port mapping should not be used in EXPOSE instruction. This will "
+                            "become an error in a future release",
+     expose_invalid_format},
 };
 
 // A `# check=skip=...` comment right above an instruction.

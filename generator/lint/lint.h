@@ -46,9 +46,20 @@ Result<Config> parse_check_directive(std::string_view text);
 // stages based on it (it cannot tell a typo from the image's variable).
 using BaseEnv = std::function<std::optional<std::vector<std::string>>(const std::string& image)>;
 
+// The platform a base image was resolved to ("linux/arm64/v8": its config's
+// os, architecture and variant), or nullopt when unknown.
+using BasePlatform = std::function<std::optional<std::string>(const std::string& image)>;
+
+// Whether the build context's ignore file excludes a path (relative to the
+// context, cleaned: "src/a.txt").
+using Ignored = std::function<bool(const std::string& path)>;
+
 struct Options {
   std::map<std::string, std::string> build_args;   // --build-arg values (FROM expansion)
   BaseEnv base_env;                                 // null: every base image is unknown
+  BasePlatform base_platform;                       // null: InvalidBaseImagePlatform is quiet
+  std::string target_platform = "linux/amd64";      // the build's (TARGETPLATFORM)
+  Ignored ignored;                                  // null: no ignore file
 };
 
 struct Report {

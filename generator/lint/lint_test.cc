@@ -11,11 +11,22 @@ std::optional<std::vector<std::string>> base_env(const std::string& image) {
   return std::nullopt;
 }
 
+// busybox was resolved for linux/amd64, arm-only for linux/arm64/v8.
+std::optional<std::string> base_platform(const std::string& image) {
+  if (image == "busybox" || image == "busybox:latest") return "linux/amd64";
+  if (image == "arm-only") return "linux/arm64/v8";
+  return std::nullopt;
+}
+
+// The ignore file excludes secret.txt and everything under build/.
+bool ignored(const std::string& path) { return path == "secret.txt" || path.starts_with("build/"); }
+
 // Every warning, rendered, one per line ("(none)" when there is none).
-std::string warnings_of(const std::string& text, std::map<std::string, std::string> build_args = {}) {
+std::string warnings_of(const std::string& text, std::map<std::string, std::string> build_args = {},
+                        std::string target_platform = "linux/amd64") {
   auto ast = syntax::parse(text, "Dockerfile");
   if (!ast) return "parse error: " + ast.error().render();
-  auto report = check(*ast, Options{std::move(build_args), base_env});
+  auto report = check(*ast, Options{std::move(build_args), base_env, base_platform, target_platform, ignored});
   if (!report) return "error: " + report.error().render();
   std::string out;
   for (const auto& w : report->warnings) out += (out.empty() ? "" : "\n") + w.render();
@@ -77,7 +88,11 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"UndefinedArgInFrom", "ARG VERSION=1\nFROM busybox:$VERSIN\nFROM busybox:$TAG --platform=$BUILDPLATFORM\n",
              "Dockerfile:2: warning: UndefinedArgInFrom: FROM argument 'VERSIN' is not declared (did you mean "
              "VERSION?)\n"
-             "Dockerfile:3: warning: UndefinedArgInFrom: FROM argument 'TAG' is not declared"},
+             "Dockerfile:2: warning: InvalidDefaultArgInFrom: Default value for ARG busybox:$VERSIN results in "
+             "empty or invalid base image name\n"
+             "Dockerfile:3: warning: UndefinedArgInFrom: FROM argument 'TAG' is not declared\n"
+             "Dockerfile:3: warning: InvalidDefaultArgInFrom: Default value for ARG busybox:$TAG results in empty "
+             "or invalid base image name"},
         Case{"LegacyKeyValueFormat", "FROM busybox\nENV A 1\nLABEL maintainer me\nENV B=2\n",
              "Dockerfile:2: warning: LegacyKeyValueFormat: \"ENV key=value\" should be used instead of legacy "
              "\"ENV key value\" format\n"
@@ -113,6 +128,56 @@ INSTANTIATE_TEST_SUITE_P(
              "be lowercase"},
         Case{"NoEmptyContinuation", "FROM busybox\nRUN echo a \\\n\n  b\n",
              "Dockerfile:2: warning: NoEmptyContinuation: Empty continuation line"},
+        Case{"SecretsUsedInArgOrEnv",
+             "ARG GITHUB_TOKEN\nFROM busybox\nARG DB_PASSWORD=x TOKENIZER_MODE=y\nENV apiKey=1 AWS_SECRET_ACCESS_KEY=2 "
+             "PUBLIC_KEY=3 KEYBOARD=4\nENV PASSWD 5\n",
+             "Dockerfile:1: warning: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data "
+             "(ARG \"GITHUB_TOKEN\")\n"
+             "Dockerfile:3: warning: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data "
+             "(ARG \"DB_PASSWORD\")\n"
+             "Dockerfile:4: warning: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data "
+             "(ENV \"apiKey\")\n"
+             "Dockerfile:4: warning: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data "
+             "(ENV \"AWS_SECRET_ACCESS_KEY\")\n"
+             "Dockerfile:5: warning: LegacyKeyValueFormat: \"ENV key=value\" should be used instead of legacy "
+             "\"ENV key value\" format\n"
+             "Dockerfile:5: warning: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data "
+             "(ENV \"PASSWD\")"},
+        Case{"RedundantTargetPlatform", "FROM --platform=$TARGETPLATFORM busybox\nFROM --platform=${TARGETPLATFORM} busybox\n"
+             "FROM --platform=$BUILDPLATFORM busybox\n",
+             "Dockerfile:1: warning: RedundantTargetPlatform: Setting platform to predefined $TARGETPLATFORM in FROM "
+             "is redundant as this is the default behavior\n"
+             "Dockerfile:2: warning: RedundantTargetPlatform: Setting platform to predefined ${TARGETPLATFORM} in "
+             "FROM is redundant as this is the default behavior"},
+        Case{"FromPlatformFlagConstDisallowed",
+             "FROM --platform=linux/amd64 busybox AS build\nFROM --platform=linux/amd64 busybox AS build-amd64\n",
+             "Dockerfile:1: warning: FromPlatformFlagConstDisallowed: FROM --platform flag should not use constant "
+             "value \"linux/amd64\""},
+        Case{"InvalidDefaultArgInFrom",
+             "ARG TAG\nARG IMAGE\nARG GOOD=busybox\nFROM busybox:${TAG}\nFROM $IMAGE\nFROM ${GOOD}\n"
+             "FROM busybox:${TAG:-latest}\n",
+             "Dockerfile:4: warning: InvalidDefaultArgInFrom: Default value for ARG busybox:${TAG} results in empty or "
+             "invalid base image name\n"
+             "Dockerfile:5: warning: InvalidDefaultArgInFrom: Default value for ARG $IMAGE results in empty or invalid "
+             "base image name"},
+        Case{"ExposeInvalidFormat", "FROM busybox\nEXPOSE 80 127.0.0.1:8080:80/tcp 8000:80\n",
+             "Dockerfile:2: warning: ExposeInvalidFormat: EXPOSE instruction should not define an IP address or "
+             "host-port mapping, found '127.0.0.1:8080:80/tcp'\n"
+             "Dockerfile:2: warning: ExposeInvalidFormat: EXPOSE instruction should not define an IP address or "
+             "host-port mapping, found '8000:80'"},
+        Case{"CopyIgnoredFile",
+             "FROM busybox AS a\nCOPY ./secret.txt app.txt /app/\nADD build/out /out\nCOPY build/../secret.txt /x\n"
+             "COPY --from=a secret.txt /y\nCOPY *.txt $HOME_DIR/\nCOPY src/secret.txt /z\n",
+             "Dockerfile:2: warning: CopyIgnoredFile: Attempting to Copy file \"./secret.txt\" that is excluded by "
+             ".dockerignore\n"
+             "Dockerfile:3: warning: CopyIgnoredFile: Attempting to Add file \"build/out\" that is excluded by "
+             ".dockerignore\n"
+             "Dockerfile:4: warning: CopyIgnoredFile: Attempting to Copy file \"build/../secret.txt\" that is excluded "
+             "by .dockerignore"},
+        Case{"InvalidBaseImagePlatform",
+             "FROM arm-only\nFROM busybox\nFROM --platform=linux/arm64 arm-only AS arm64\nFROM unknown-image\n",
+             "Dockerfile:1: warning: InvalidBaseImagePlatform: Base image arm-only was pulled with platform "
+             "\"linux/arm64/v8\", expected \"linux/amd64\" for current build"},
         Case{"SkipDirective", "# check=skip=JSONArgsRecommended,StageNameCasing\nFROM busybox AS Build\nCMD x\n"
                               "ENV A 1\n",
              "Dockerfile:4: warning: LegacyKeyValueFormat: \"ENV key=value\" should be used instead of legacy "
@@ -130,6 +195,16 @@ TEST(Lint, BuildArgsExpandFromForTheBaseEnv) {
   EXPECT_EQ(warnings_of("ARG BASE=other\nFROM $BASE\nENV P=$PTH\n", {{"BASE", "busybox"}}),
             "Dockerfile:3: warning: UndefinedVar: Usage of undefined variable '$PTH' (did you mean $PATH?)");
   EXPECT_EQ(warnings_of("ARG BASE=other\nFROM $BASE\nENV P=$PTH\n"), "(none)");
+}
+
+TEST(Lint, InvalidBaseImagePlatformAgainstTheTargetAndTheFlag) {
+  EXPECT_EQ(warnings_of("FROM arm-only\n", {}, "linux/arm64"), "(none)");
+  EXPECT_EQ(warnings_of("FROM busybox\n", {}, "linux/arm64"),
+            "Dockerfile:1: warning: InvalidBaseImagePlatform: Base image busybox was pulled with platform "
+            "\"linux/amd64\", expected \"linux/arm64\" for current build");
+  EXPECT_EQ(warnings_of("ARG P=linux/arm/v7\nFROM --platform=$P busybox\n"),
+            "Dockerfile:2: warning: InvalidBaseImagePlatform: Base image busybox was pulled with platform "
+            "\"linux/amd64\", expected \"linux/arm/v7\" for current build");
 }
 
 TEST(Lint, ErrorDirectiveMakesViolationsAnError) {
@@ -166,7 +241,7 @@ TEST(Lint, CheckDirectiveGrammar) {
 
 TEST(Lint, EveryRuleHasANameAndDescription) {
   auto table = rules();
-  EXPECT_EQ(table.size(), 14u);
+  EXPECT_EQ(table.size(), 21u);
   for (const auto& r : table) {
     EXPECT_FALSE(r.name.empty());
     EXPECT_FALSE(r.description.empty()) << r.name;
