@@ -27,8 +27,8 @@
 #include "core/store.h"
 #include "runner/sandbox/sandbox.h"
 #include "runner/step/executors.h"
-#include "runner/step/workspace.h"
 #include "runner/step/ssh_mount.h"
+#include "runner/step/workspace.h"
 
 namespace dfgen::step {
 
@@ -86,7 +86,7 @@ class RunMounts {
   std::vector<UniqueFd> locks_;
   std::vector<Workspace> sources_;
   std::vector<TmpfsMount> tmpfs_;
+  SshMounts ssh_;   // its proxies stop first
 };
 
 }  // namespace dfgen::step
-  SshMounts ssh_;   // its proxies stop first
