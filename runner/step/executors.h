@@ -19,7 +19,9 @@ namespace dfgen::step {
 // A parsed step spec (docs/architecture.md).
 struct Spec {
   std::string path;
-  Json op;
+  Json op;                               // an object
+  std::string kind;                      // op.kind
+  bool link = false;                     // op.link (COPY --link)
   Json history = Json::array();          // history entries this step contributes
   std::string parent;                    // result file, or "" for scratch
   std::map<std::string, std::string> from;   // name -> result file of a stage or image

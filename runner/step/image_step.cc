@@ -11,6 +11,7 @@
 #include "runner/step/executors.h"
 #include "runner/step/explain.h"
 #include "runner/step/mounts.h"
+#include "runner/step/spec_field.h"
 
 namespace dfgen::step {
 
@@ -80,19 +81,28 @@ std::string exported_summary(size_t steps, const std::vector<remote_cache::Entry
 // stage's chain, max: every stage). Outside "op": never part of a key.
 Status export_caches(Store& store, const Spec& spec) {
   DFGEN_TRY(Json j, read_json_file(spec.path));
-  Json cache = j.value("cache", Json::object());
+  DFGEN_TRY(Json::object_t cache_fields, spec_field(j, "", "cache", Json::object_t()));
+  const Json cache(std::move(cache_fields));
+  DFGEN_TRY(Json::array_t dests, spec_field(cache, "cache", "to", Json::array_t()));
   std::map<std::string, std::optional<Layer>> packed;
-  for (const Json& dest : cache.value("to", Json::array())) {
+  for (size_t i = 0; i < dests.size(); ++i) {
+    const Json& dest = dests[i];
+    std::string where = item_path("cache.to", i);
+    DFGEN_TRY(std::string mode, spec_field(dest, where, "mode", "min"));
+    DFGEN_TRY(std::string ref, spec_field(dest, where, "ref", ""));
+    DFGEN_TRY(std::string dir, spec_field(dest, where, "dir", ""));
+    DFGEN_TRY(auto files, spec_field(cache, "cache", mode, std::vector<std::string>()));
     std::vector<std::string> keys;
-    for (const Json& file : cache.value(dest.value("mode", "min"), Json::array())) {
-      if (!path_exists(file.get<std::string>())) continue;   // a step of a stage this target skips
-      DFGEN_TRY(StepResult r, read_result(file.get<std::string>()));
+    for (const auto& file : files) {
+      if (!path_exists(file)) continue;   // a step of a stage this target skips
+      DFGEN_TRY(StepResult r, read_result(file));
       keys.push_back(r.key);
     }
     DFGEN_TRY(auto entries, remote_cache::entries_of(store, keys));
-    DFGEN_TRY(auto mounts, mount_entries(store, dest.value("mounts", std::vector<std::string>()), packed));
+    DFGEN_TRY(auto ids, spec_field(dest, where, "mounts", std::vector<std::string>()));
+    DFGEN_TRY(auto mounts, mount_entries(store, ids, packed));
     DFGEN_TRY(Descriptor d, remote_cache::export_cache(store, entries, dest, mounts));
-    std::printf("cache %s %s %s\n", dest.value("ref", dest.value("dir", "")).c_str(), d.digest.c_str(),
+    std::printf("cache %s %s %s\n", ref.empty() ? dir.c_str() : ref.c_str(), d.digest.c_str(),
                 exported_summary(entries.size(), mounts).c_str());
   }
   return ok_status();
@@ -103,20 +113,25 @@ Status export_caches(Store& store, const Spec& spec) {
 Status execute_image(Store& store, const Spec& spec, const StepResult& parent) {
   const Json& op = spec.op;
   image::ImageInput input;
-  input.config = op.value("config", Json::object());
+  DFGEN_TRY(Json::object_t config, spec_field(op, "op", "config", Json::object_t()));
+  input.config = std::move(config);
+  DFGEN_TRY(int64_t created, spec_field(op, "op", "created", int64_t{-1}));
+  DFGEN_TRY(auto tags, spec_field(op, "op", "tags", std::vector<std::string>()));
+  DFGEN_TRY(Json::array_t outputs, spec_field(op, "op", "outputs", Json::array_t()));
   for (const auto& l : parent.layers) input.layers.push_back({l.blob, l.diff_id});
   input.history = parent.history;
   for (const auto& h : spec.history) input.history.push_back(h);
-  if (op.contains("created") && op["created"].is_number_integer()) input.created = op["created"].get<int64_t>();
+  if (op.contains("created") && !op["created"].is_null()) input.created = created;
   DFGEN_TRY(Descriptor manifest, cached_or_new_image(store, parent, input, op));
 
-  std::vector<std::string> tags = op.value("tags", std::vector<std::string>{});
   for (const auto& t : tags) DFGEN_CHECK(store.set_tag(t, manifest));
-  for (const auto& out : op.value("outputs", Json::array())) {
-    std::string type = out.value("type", "");
-    std::string dest = out.value("dest", "");
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    std::string where = item_path("op.outputs", i);
+    DFGEN_TRY(std::string type, spec_field(outputs[i], where, "type", ""));
+    DFGEN_TRY(std::string dest, spec_field(outputs[i], where, "dest", ""));
+    DFGEN_TRY(bool tar, spec_field(outputs[i], where, "tar", true));
     if (type == "docker") DFGEN_CHECK(image::export_docker_archive(store, manifest, tags, dest));
-    else if (type == "oci" && out.value("tar", true)) DFGEN_CHECK(image::export_oci_archive(store, manifest, tags, dest));
+    else if (type == "oci" && tar) DFGEN_CHECK(image::export_oci_archive(store, manifest, tags, dest));
     else if (type == "oci") DFGEN_CHECK(image::export_oci_layout(store, manifest, tags, dest));
     else if (type == "local") DFGEN_CHECK(image::export_rootfs(store, manifest, dest));
     else if (type == "registry") DFGEN_CHECK(registry::push_tags(store, manifest, tags));

@@ -10,6 +10,7 @@
 #include "runner/step/executors.h"
 #include "runner/step/in_root.h"
 #include "runner/step/mounts.h"
+#include "runner/step/spec_field.h"
 #include "runner/step/workspace.h"
 
 namespace dfgen::step {
@@ -74,7 +75,7 @@ Result<sandbox::Network> parse_network(const std::string& name) {
   return Error(fmt::format("unknown network mode \"{}\"", name));
 }
 
-// A list of strings under `key`; null or missing is empty.
+// A list of strings under `key` of an image config; null or missing is empty.
 std::vector<std::string> strings_of(const Json& j, const char* key) {
   if (!j.contains(key) || !j[key].is_array()) return {};
   std::vector<std::string> out;
@@ -94,22 +95,26 @@ Result<std::optional<Layer>> execute_run(Store& store, const StepInput& in) {
   const Json& op = in.spec.op;
   DFGEN_TRY(Workspace ws, Workspace::open(store, in.parent.layers));
   sandbox::ProcessSpec process;
-  process.args = strings_of(op, "args");
-  process.env = strings_of(op, "env");
-  process.cwd = op.value("cwd", "/");
-  process.stdin_data = op.value("stdin", "");
+  DFGEN_TRY(process.args, spec_field(op, "op", "args", std::vector<std::string>()));
+  DFGEN_TRY(process.env, spec_field(op, "op", "env", std::vector<std::string>()));
+  DFGEN_TRY(process.cwd, spec_field(op, "op", "cwd", "/"));
+  DFGEN_TRY(process.stdin_data, spec_field(op, "op", "stdin", ""));
+  DFGEN_TRY(std::string network_name, spec_field(op, "op", "network", "default"));
+  DFGEN_TRY(std::string user, spec_field(op, "op", "user", ""));
+  DFGEN_TRY(Json::array_t files, spec_field(op, "op", "files", Json::array_t()));
   if (process.args.empty()) return Error("RUN has no command");
 
   std::vector<sandbox::BindMount> mounts;
-  auto files = op.value("files", Json::array());
   if (!files.empty()) {
     std::string pipes = path_join(ws.scratch(), "pipes");
     DFGEN_CHECK(make_dirs(pipes));
-    for (const auto& f : files) {
-      std::string path = f.value("path", "");
+    for (size_t i = 0; i < files.size(); ++i) {
+      std::string where = item_path("op.files", i);
+      DFGEN_TRY(std::string path, spec_field(files[i], where, "path", ""));
+      DFGEN_TRY(std::string content, spec_field(files[i], where, "content", ""));
+      DFGEN_TRY(int64_t mode, spec_field(files[i], where, "mode", int64_t{0644}));
       if (dirname_of(path) != "/dev/pipes") return Error("RUN heredoc files must live in /dev/pipes");
-      DFGEN_CHECK(write_file_atomic(path_join(pipes, basename_of(path)), f.value("content", ""),
-                                    f.value("mode", 0644)));
+      DFGEN_CHECK(write_file_atomic(path_join(pipes, basename_of(path)), content, static_cast<mode_t>(mode & 07777)));
     }
     mounts.push_back({pipes, "/dev/pipes", true});
   }
@@ -121,11 +126,11 @@ Result<std::optional<Layer>> execute_run(Store& store, const StepInput& in) {
     std::erase_if(process.env, [&](const std::string& v) { return v.starts_with(name + "="); });
     process.env.push_back(e);
   }
-  DFGEN_TRY(sandbox::Network network, parse_network(op.value("network", "default")));
+  DFGEN_TRY(sandbox::Network network, parse_network(network_name));
   auto missing = missing_mount_points(ws.root());
-  std::string security = op.value("security", "sandbox");
+  DFGEN_TRY(std::string security, spec_field(op, "op", "security", "sandbox"));
   if (security != "sandbox" && security != "insecure") return Error(fmt::format("unknown security mode \"{}\"", security));
-  DFGEN_TRY(int code, run_in(ws, process, op.value("user", ""), network, mounts, run_mounts.private_dir(),
+  DFGEN_TRY(int code, run_in(ws, process, user, network, mounts, run_mounts.private_dir(),
                              security == "insecure"));
   if (code != 0) {
     Error e(fmt::format("process \"{}\" did not complete successfully: exit code: {}",
@@ -141,12 +146,12 @@ Result<std::optional<Layer>> execute_workdir(Store& store, const StepInput& in) 
   DFGEN_TRY(Workspace ws, Workspace::open(store, in.parent.layers));
   UniqueFd root(::open(ws.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) return Error::sys("open " + ws.root());
-  std::string path = in.spec.op.value("path", "/");
+  DFGEN_TRY(std::string path, spec_field(in.spec.op, "op", "path", "/"));
   auto existing = stat_in_root(root.get(), path);
   if (existing && S_ISDIR(existing->st_mode)) return std::optional<Layer>();
   uid_t uid = 0;
   gid_t gid = 0;
-  std::string user = in.spec.op.value("user", "");
+  DFGEN_TRY(std::string user, spec_field(in.spec.op, "op", "user", ""));
   if (!user.empty()) {
     DFGEN_TRY(sandbox::User u, sandbox::resolve_user(ws.root(), user));
     uid = u.uid;

@@ -9,6 +9,7 @@
 #include "runner/step/executors.h"
 #include "runner/step/explain.h"
 #include "runner/step/mounts.h"
+#include "runner/step/spec_field.h"
 
 namespace dfgen::step {
 namespace {
@@ -22,7 +23,7 @@ Result<Json> no_inputs(const StepInput&) { return Json::array(); }
 
 // COPY --link: the layer is built in an empty root, so its key leaves the
 // parent out and an edit of an earlier step does not re-run it.
-bool independent_of_parent(const Json& op) { return op.value("link", false) == true; }
+bool independent_of_parent(const Spec& spec) { return spec.link; }
 
 struct OpKind {
   const char* kind;
@@ -37,24 +38,165 @@ const OpKind kOps[] = {
     {"workdir", no_inputs, execute_workdir},
 };
 
+// The type of every field a spec may hold, checked once when it is read so
+// that no executor (nor core/context.cc's selection) meets a field of another
+// type. A rule applies to the op kinds listed ("*": all). In a path, "a[]"
+// is each object of the array a, "a{}" each object value of the object a.
+struct FieldRule {
+  const char* kinds;
+  const char* path;
+  bool (*is)(const Json&);
+  const char* type;
+};
+
+template <typename T>
+constexpr FieldRule rule(const char* kinds, const char* path) {
+  return {kinds, path, FieldType<T>::is, FieldType<T>::name};
+}
+using Str = std::string;
+using Strings = std::vector<std::string>;
+
+const FieldRule kFieldRules[] = {
+    rule<Str>("*", "op.kind"),
+    rule<bool>("*", "op.link"),
+    rule<int64_t>("*", "op.source_date_epoch"),
+    rule<Str>("*", "op.compression"),
+    rule<Strings>("*", "op.ignore"),
+    rule<Json::array_t>("*", "history"),
+    rule<Str>("*", "io.parent"),
+    rule<Str>("*", "io.context"),
+    rule<Str>("*", "io.result"),
+    rule<std::map<std::string, std::string>>("*", "io.from"),
+    rule<Str>("*", "io.secrets{}.src"),
+    rule<Str>("*", "io.secrets{}.env"),
+    rule<Str>("*", "io.ssh{}.src"),
+    rule<Str>("*", "io.ssh{}.env"),
+    rule<Str>("*", "ui.description"),
+    rule<Str>("*", "ui.location"),
+    rule<Json::array_t>("*", "cache.from"),
+    rule<Str>("*", "cache.to[].mode"),
+    rule<Str>("*", "cache.to[].ref"),
+    rule<Str>("*", "cache.to[].dir"),
+    rule<Strings>("*", "cache.to[].mounts"),
+    rule<Strings>("*", "cache.min"),
+    rule<Strings>("*", "cache.max"),
+    rule<Strings>("run", "op.args"),
+    rule<Strings>("run", "op.env"),
+    rule<Str>("run", "op.cwd"),
+    rule<Str>("run", "op.stdin"),
+    rule<Str>("run", "op.network"),
+    rule<Str>("run", "op.security"),
+    rule<Str>("run workdir", "op.user"),
+    rule<Str>("run", "op.files[].path"),
+    rule<Str>("run", "op.files[].content"),
+    rule<int64_t>("run", "op.files[].mode"),
+    rule<Str>("run", "op.mounts[].type"),
+    rule<Str>("run", "op.mounts[].target"),
+    rule<Str>("run", "op.mounts[].source"),
+    rule<Str>("run", "op.mounts[].id"),
+    rule<Str>("run", "op.mounts[].sharing"),
+    rule<Str>("run", "op.mounts[].mode"),
+    rule<Str>("run", "op.mounts[].uid"),
+    rule<Str>("run", "op.mounts[].gid"),
+    rule<Str>("run", "op.mounts[].size"),
+    rule<Str>("run", "op.mounts[].env"),
+    rule<bool>("run", "op.mounts[].readonly"),
+    rule<bool>("run", "op.mounts[].required"),
+    rule<Json::object_t>("run", "op.mounts[].from"),
+    rule<Str>("copy add", "op.sources[].context"),
+    rule<Str>("copy add", "op.sources[].url"),
+    rule<Str>("copy add", "op.sources[].path"),
+    rule<Str>("copy add", "op.sources[].pivot"),
+    rule<Str>("copy add", "op.sources[].heredoc"),
+    rule<Str>("copy add", "op.sources[].name"),
+    rule<Json::object_t>("copy add", "op.from"),
+    rule<Str>("copy add", "op.dest"),
+    rule<Str>("copy add", "op.chown"),
+    rule<Str>("copy add", "op.chmod"),
+    rule<Str>("copy add", "op.checksum"),
+    rule<bool>("copy add", "op.parents"),
+    rule<bool>("copy add", "op.keep_git_dir"),
+    rule<Strings>("copy add", "op.exclude"),
+    rule<Str>("workdir", "op.path"),
+    rule<Json::object_t>("image", "op.config"),
+    rule<int64_t>("image", "op.created"),
+    rule<Strings>("image", "op.tags"),
+    rule<Str>("image", "op.outputs[].type"),
+    rule<Str>("image", "op.outputs[].dest"),
+    rule<bool>("image", "op.outputs[].tar"),
+};
+
+bool rule_applies(std::string_view kinds, std::string_view kind) {
+  if (kinds == "*") return true;
+  while (!kinds.empty()) {
+    size_t sp = kinds.find(' ');
+    if (kinds.substr(0, sp) == kind) return true;
+    kinds = sp == std::string_view::npos ? std::string_view() : kinds.substr(sp + 1);
+  }
+  return false;
+}
+
+// Checks `rest` of a rule's path below `j` (found at `where`); a missing or
+// null field on the way passes.
+Status check_rule(const Json& j, const std::string& where, std::string_view rest, const FieldRule& r) {
+  size_t dot = rest.find('.');
+  std::string_view seg = rest.substr(0, dot);
+  std::string_view tail = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
+  bool each_item = seg.ends_with("[]"), each_value = seg.ends_with("{}");
+  if (each_item || each_value) seg.remove_suffix(2);
+  if (!j.is_object()) return field_error(where, "an object");
+  auto it = j.find(std::string(seg));
+  if (it == j.end() || it->is_null()) return ok_status();
+  std::string path = field_path(where, seg);
+  if (tail.empty()) return r.is(*it) ? ok_status() : Status(field_error(path, r.type));
+  if (each_item) {
+    if (!it->is_array()) return field_error(path, "an array");
+    for (size_t i = 0; i < it->size(); ++i) DFGEN_CHECK(check_rule((*it)[i], item_path(path, i), tail, r));
+  } else if (each_value) {
+    if (!it->is_object()) return field_error(path, "an object");
+    for (const auto& [name, v] : it->items()) DFGEN_CHECK(check_rule(v, field_path(path, name), tail, r));
+  } else {
+    DFGEN_CHECK(check_rule(*it, path, tail, r));
+  }
+  return ok_status();
+}
+
+Status check_fields(const Json& spec, std::string_view kind) {
+  for (const auto& r : kFieldRules)
+    if (rule_applies(r.kinds, kind)) DFGEN_CHECK(check_rule(spec, "", r.path, r));
+  return ok_status();
+}
+
 Result<Spec> read_spec(const std::string& path) {
   DFGEN_TRY(Json j, read_json_file(path));
-  if (!j.is_object() || j.value("version", 0) != 1 || !j.contains("op"))
+  auto version = j.is_object() ? j.find("version") : j.end();
+  if (version == j.end() || !version->is_number_integer() || *version != 1 || !j.contains("op"))
     return Error(fmt::format("{}: not a version 1 step spec", path));
-  Spec s;
-  s.path = path;
-  s.op = j["op"];
-  if (j.contains("history")) s.history = j["history"];
-  const Json& io = j.value("io", Json::object());
-  if (io.contains("parent") && io["parent"].is_string()) s.parent = io["parent"];
-  if (io.contains("from"))
-    for (auto& [name, file] : io["from"].items()) s.from[name] = file.get<std::string>();
-  s.context = io.value("context", "");
-  s.result = io.value("result", "");
-  const Json& ui = j.value("ui", Json::object());
-  s.description = ui.value("description", "");
-  s.location = ui.value("location", "");
-  if (s.result.empty()) return Error(fmt::format("{}: spec names no result file", path));
+  auto fields = [&]() -> Result<Spec> {
+    Spec s;
+    s.path = path;
+    s.op = j["op"];
+    if (!s.op.is_object()) return field_error("op", "an object");
+    DFGEN_TRY(s.kind, spec_field(s.op, "op", "kind", ""));
+    DFGEN_CHECK(check_fields(j, s.kind));
+    DFGEN_TRY(s.link, spec_field(s.op, "op", "link", false));
+    DFGEN_TRY(Json::array_t history, spec_field(j, "", "history", Json::array_t()));
+    for (size_t i = 0; i < history.size(); ++i)
+      if (!history[i].is_object()) return field_error(item_path("history", i), "an object");
+    s.history = std::move(history);
+    const Json& io = j["io"];
+    DFGEN_TRY(s.parent, spec_field(io, "io", "parent", ""));
+    DFGEN_TRY(s.from, spec_field(io, "io", "from", std::map<std::string, std::string>()));
+    DFGEN_TRY(s.context, spec_field(io, "io", "context", ""));
+    DFGEN_TRY(s.result, spec_field(io, "io", "result", ""));
+    const Json& ui = j["ui"];
+    DFGEN_TRY(s.description, spec_field(ui, "ui", "description", ""));
+    DFGEN_TRY(s.location, spec_field(ui, "ui", "location", ""));
+    return s;
+  };
+  auto s = fields();
+  if (!s.ok()) return std::move(s).error().context(path);
+  if (s->result.empty()) return Error(fmt::format("{}: spec names no result file", path));
   return s;
 }
 
@@ -75,9 +217,10 @@ Result<std::optional<Layer>> cached_layer(const Json& entry) {
 // cannot be read is a warning: the step then runs as without it.
 Result<std::optional<Json>> remote_entry(Store& store, const Spec& spec, const std::string& key) {
   DFGEN_TRY(Json j, read_json_file(spec.path));
-  Json sources = j.value("cache", Json::object()).value("from", Json::array());
-  if (!sources.is_array() || sources.empty()) return std::optional<Json>();
-  auto entry = remote_cache::import_entry(store, sources.get<std::vector<Json>>(), key);
+  DFGEN_TRY(Json::object_t cache, spec_field(j, "", "cache", Json::object_t()));
+  DFGEN_TRY(Json::array_t sources, spec_field(Json(std::move(cache)), "cache", "from", Json::array_t()));
+  if (sources.empty()) return std::optional<Json>();
+  auto entry = remote_cache::import_entry(store, sources, key);
   if (!entry.ok()) {
     std::fprintf(stderr, "dfrun: warning: %s\n", entry.error().render().c_str());
     return std::optional<Json>();
@@ -104,7 +247,7 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
   Json from_keys = Json::object();
   for (const auto& [name, r] : from) from_keys[name] = r.key;
   std::string key = sha256_digest(canonical_json(
-      Json{{"v", kRunnerVersion}, {"parent", independent_of_parent(spec.op) ? Json() : Json(parent.key)},
+      Json{{"v", kRunnerVersion}, {"parent", independent_of_parent(spec) ? Json() : Json(parent.key)},
            {"op", spec.op}, {"inputs", inputs}, {"from", from_keys}}));
 
   // One process at a time runs a given key: a second build that reaches the
@@ -139,7 +282,7 @@ Status execute_fs_step(Store& store, const Spec& spec, const OpKind& kind) {
   result.key = key;
   // A --link layer's key leaves the parent out, but the state it leads to
   // does not: the next steps chain from both.
-  if (independent_of_parent(spec.op))
+  if (independent_of_parent(spec))
     result.key = sha256_digest(canonical_json(Json{{"parent", parent.key}, {"layer", key}}));
   if (layer) result.layers.push_back(*layer);
   for (const auto& h : spec.history) result.history.push_back(h);
@@ -176,7 +319,7 @@ Status execute_spec(Store& store, const std::string& spec_path) {
   // `check --repair` take it exclusively (core/store_check.h).
   DFGEN_TRY(GcLock gc, GcLock::shared(store));
   DFGEN_TRY(Spec spec, read_spec(spec_path));
-  std::string kind = spec.op.value("kind", "");
+  const std::string& kind = spec.kind;
   if (kind == "image") {
     DFGEN_TRY(StepResult parent, read_parent(spec));
     return execute_image(store, spec, parent);

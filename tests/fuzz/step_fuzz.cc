@@ -5,9 +5,11 @@
 // context -> a small fixed context, result -> a scratch file), so a spec only
 // ever reads the input and writes into a scratch store. `run` ops are read
 // but not executed (they would start containers). execute_spec must return
-// an error or succeed (or throw a json type error, which dfrun reports as
-// "malformed step spec"); read_result on the result bytes must return. Built by
-// run.sh; replayed by runner/step/step_corpus_test.cc.
+// an error or succeed; its readers type-check every spec field
+// (runner/step/spec_field.h), and a json type error that still escaped one
+// would be reported by dfrun as "malformed step spec" (counted here, not a
+// crash). read_result on the result bytes must return. Built by run.sh;
+// replayed by runner/step/step_corpus_test.cc.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
