@@ -5,7 +5,8 @@
 # (it creates the user); ctest runs it as e2e_as_user (tests/CMakeLists.txt).
 #
 # Usage: tests/e2e/as_user.sh BUILD_DIR SOURCE_DIR [TEST_BINARY_NAME...]
-#   (default binaries: e2e_build_test e2e_runner_test e2e_seed_test)
+#   (default binaries: the build, runner, seed, mounts, copyflags and hostile
+#   e2e tests)
 #
 # The user (dfgen-e2e; subordinate ids as useradd gives them, or
 # 400000-465535 when it gives none) is created when missing. It gets a fresh dir of its own under /tmp: bin/ (copies of dfgen,
@@ -22,7 +23,8 @@ BUILD=$(cd "$1" && pwd)
 SRC=$(cd "$2" && pwd)
 shift 2
 BINARIES=("$@")
-[ ${#BINARIES[@]} -gt 0 ] || BINARIES=(e2e_build_test e2e_runner_test e2e_seed_test)
+[ ${#BINARIES[@]} -gt 0 ] ||
+  BINARIES=(e2e_build_test e2e_runner_test e2e_seed_test e2e_mounts_test e2e_copyflags_test e2e_hostile_test)
 USER_NAME=dfgen-e2e
 FIXTURES="${DFGEN_FIXTURES:-/var/cache/dfgen-fixtures}"
 
@@ -45,6 +47,13 @@ EXCLUDED=(
   "RunnerMain.LocalOutputHasTheFilesAndNoWhiteouts"
   # `umoci unpack` without --rootless chowns the bundle: root only.
   "RunnerMain.OciLayoutConfigAndWhiteout"
+  # RUN --security=insecure grants what only root has; rootless dfrun refuses
+  # it (runner/sandbox).
+  "Security.InsecureRunMountsSandboxedRunCannot"
+  # The test makes its device nodes with mknod (CAP_MKNOD of the host).
+  "HostileContext.DeviceNodesAndFifosAreCopiedAsNodes"
+  # The test mounts a tmpfs as the store (and grows it with a remount).
+  "HostileResources.FullDiskFailsClearlyAndRecovers"
 )
 
 if [ "$(id -u)" != 0 ]; then
