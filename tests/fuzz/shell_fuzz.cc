@@ -3,9 +3,7 @@
 // the escape character; the rest is split at the first NUL into a word and an
 // ignore file, and the word is also used as a path to match.
 //
-//   clang++ -std=c++20 -g -fsanitize=fuzzer,address,undefined -I. \
-//     tests/fuzz/shell_fuzz.cc core/shell.cc core/ignore.cc core/result.cc core/fs.cc \
-//     -lre2 -lfmt
+// Built by run.sh (target shell); replayed by core/shell_corpus_test.cc.
 #include <cstddef>
 #include <cstdint>
 #include <map>
