@@ -26,7 +26,10 @@ Result<Json> parse_kv(std::string_view text, const std::string& flag) {
     auto eq = kv.find('=');
     if (eq == std::string::npos)
       return Error(fmt::format("invalid {} \"{}\": expected key=value, got \"{}\"", flag, text, kv));
-    out[kv.substr(0, eq)] = kv.substr(eq + 1);
+    std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
+    // cache-mounts= may be repeated (a `;` list must be quoted in a shell).
+    if (key == "cache-mounts" && out.contains(key)) value = out[key].get<std::string>() + ";" + value;
+    out[key] = value;
     start = end + 1;
   }
   return out;

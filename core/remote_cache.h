@@ -16,7 +16,8 @@
 //   type=registry,ref=REG/REPO:TAG[,mode=min|max]  -> {"type":"registry","ref":normalized,"mode":..}
 //   type=local,dest=DIR[,mode=min|max] (to) / type=local,src=DIR (from)
 //                                                   -> {"type":"local","dir":absolute,"mode":..}
-//   --cache-to only: cache-mounts=ID1;ID2           -> "mounts": ["ID1", "ID2"] (sorted, once each)
+//   --cache-to only: cache-mounts=ID1;ID2           -> "mounts": ["ID1", "ID2"] (sorted, once each);
+//                    the key may be repeated: cache-mounts=ID1,cache-mounts=ID2 is the same
 #pragma once
 
 #include <optional>

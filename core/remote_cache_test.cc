@@ -26,6 +26,8 @@ const SpecCase kSpecs[] = {
     {"type=local,dest=x,mode=all", true, R"(invalid --cache-to "type=local,dest=x,mode=all": mode must be min or max)"},
     {"type=local,dest=out,cache-mounts=gobuild;ccache;gobuild", true,
      R"({"dir":"/cwd/out","mode":"min","mounts":["ccache","gobuild"],"type":"local"})"},
+    {"type=local,dest=out,cache-mounts=b,cache-mounts=a;c", true,
+     R"({"dir":"/cwd/out","mode":"min","mounts":["a","b","c"],"type":"local"})"},
     {"type=local,dest=x,cache-mounts=a;;b", true,
      R"(invalid --cache-to "type=local,dest=x,cache-mounts=a;;b": cache-mounts= takes ids separated by ';')"},
     {"type=local,src=x,cache-mounts=a", false,
