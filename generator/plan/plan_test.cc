@@ -296,6 +296,32 @@ TEST(PlanRun, HeredocForms) {
   EXPECT_EQ(steps[5].description, "RUN --network=none --mount=type=cache,target=.cache true");
 }
 
+TEST(PlanRun, SshMountsSecurityAndAddUnpackGoIntoTheOp) {
+  BuildOptions options;
+  options.allow = {"security.insecure"};
+  Plan plan = must_plan(
+      "FROM golang:1.21\nWORKDIR /src\n"
+      "RUN --mount=type=ssh --mount=type=ssh,id=work,target=agent,mode=0640,uid=1,gid=2,required true\n"
+      "RUN --security=insecure true\n"
+      "ADD --unpack=true https://example.com/x.tgz /opt/\nADD --unpack=false a.tar /k/\nADD a.tar /d/\n",
+      options);
+  const auto& steps = plan.stages[0].steps;
+  ASSERT_EQ(steps.size(), 6u);
+  // The target is made absolute against WORKDIR; the runner picks the default one.
+  EXPECT_EQ(steps[1].op["mounts"], Json::parse(R"([{"type":"ssh","readonly":false},
+      {"type":"ssh","readonly":false,"id":"work","target":"/src/agent","mode":"0640","uid":"1","gid":"2",
+       "required":true}])"));
+  EXPECT_EQ(steps[2].op["security"], "insecure");
+  EXPECT_FALSE(steps[1].op.contains("security"));
+  EXPECT_EQ(steps[3].op["unpack"], true);
+  EXPECT_EQ(steps[4].op["unpack"], false);
+  EXPECT_FALSE(steps[5].op.contains("unpack"));
+  EXPECT_EQ(plan_error("FROM golang:1.21\nRUN --security=insecure true\n"),
+            "Dockerfile:2: RUN --security=insecure is not allowed in this build\n"
+            "  RUN --security=insecure true\n"
+            "hint: pass --allow security.insecure to dfgen");
+}
+
 // ------------------------------------------------------------------ config and paths
 
 TEST(PlanConfig, MetadataFoldsIntoConfig) {
