@@ -108,6 +108,45 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
+void ensure_rootless_user(const std::string& user) {
+  std::string script =
+      "id -u " + user + " >/dev/null 2>&1 || useradd --no-create-home --shell /bin/sh " + user + "\n"
+      "grep -q '^" + user + ":' /etc/subuid || usermod --add-subuids 300000-365535 " + user + "\n"
+      "grep -q '^" + user + ":' /etc/subgid || usermod --add-subgids 300000-365535 " + user + "\n"
+      // What udev gives most hosts; a rootless slirp4netns must open it.
+      "chmod 0666 /dev/net/tun\n";
+  Output o = sh("flock /tmp/dfgen-e2e-users.lock sh -ec " + q(script));
+  if (o.exit_code != 0) throw std::runtime_error("set up user " + user + ":\n" + o.output);
+}
+
+namespace {
+std::vector<std::string>& user_dirs() {
+  static std::vector<std::string> dirs;
+  return dirs;
+}
+void remove_user_dirs() {
+  for (const auto& d : user_dirs()) sh("rm -rf " + q(d));
+}
+}  // namespace
+
+std::string user_dir(const std::string& user, const std::string& name) {
+  Output made = sh("mktemp -d " + q("/tmp/dfgen-" + name + ".XXXXXX"));
+  std::string dir = made.output.substr(0, made.output.find_last_not_of('\n') + 1);
+  if (made.exit_code != 0 || dir.empty()) throw std::runtime_error("mktemp:\n" + made.output);
+  if (user_dirs().empty()) std::atexit(remove_user_dirs);
+  user_dirs().push_back(dir);
+  Output o = sh("mkdir -p " + q(dir + "/bin") + " && cp \"$(command -v dfgen)\" \"$(command -v dfrun)\" " +
+                q(dir + "/bin/") + " && chown -R " + q(user) + ": " + q(dir) + " && chmod 0755 " + q(dir));
+  if (o.exit_code != 0) throw std::runtime_error("set up " + dir + ":\n" + o.output);
+  return dir;
+}
+
+Output sh_as(const std::string& user, const std::string& dir, const std::string& command) {
+  return sh("cd " + q(dir) + " && runuser -u " + q(user) + " -- env HOME=" + q(dir) + " PATH=" +
+            q(dir + "/bin:/usr/local/bin:/usr/bin:/bin") + " DFGEN_STORE=" + q(dir + "/store") +
+            " sh -c " + q(command));
+}
+
 int count_lines_with(const std::string& text, const std::string& needle) {
   int count = 0;
   std::istringstream in(text);

@@ -47,6 +47,19 @@ std::string with_nonce(std::string text);
 // A TCP port on 127.0.0.1 that was free a moment ago (for test servers).
 int free_port();
 
+// A user who is not root, for rootless builds (docs/rootless.md): created
+// with subordinate uid/gid ranges when missing (the suite runs as root), under
+// a lock so that parallel test processes do not race useradd.
+void ensure_rootless_user(const std::string& user);
+// A fresh directory under /tmp owned by `user` (a build dir of root's tree
+// may not be theirs to write), with copies of dfgen and dfrun in DIR/bin.
+// Removed at exit of the process (by root: it holds files of the
+// subordinate range).
+std::string user_dir(const std::string& user, const std::string& name);
+// Runs `command` through sh as `user` (runuser) in `dir`, with HOME=dir,
+// DIR/bin first on PATH and DFGEN_STORE=DIR/store.
+Output sh_as(const std::string& user, const std::string& dir, const std::string& command);
+
 // Lines of `text` that contain `needle`.
 int count_lines_with(const std::string& text, const std::string& needle);
 

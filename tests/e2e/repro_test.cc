@@ -1,14 +1,22 @@
 // End to end for reproducible images (docs/reproducible.md): one multi-stage
 // Dockerfile built twice, each time with a fresh store, another build dir,
 // another copy of the context (cp -a, or written anew with other mtimes),
-// another HOME/XDG_DATA_HOME and another umask. dfrun needs root for overlayfs
-// and runc, so "another user" is played by that environment, not by a uid.
-// With SOURCE_DATE_EPOCH the two manifests have the same digest; without it
-// only timestamps differ. Step keys never depend on the machine either way.
+// another HOME/XDG_DATA_HOME and another umask. With SOURCE_DATE_EPOCH the
+// two manifests have the same digest; without it only timestamps differ.
+// Step keys never depend on the machine either way. TwoUsers builds another
+// Dockerfile (files of other owners, an opaque directory, ENV/LABEL) as root
+// and as a user who is not root (rootless: a user namespace over a
+// subordinate range): the same keys and the same manifest digest.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <functional>
+#include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/json.h"
 #include "tests/e2e/harness.h"
@@ -250,6 +258,187 @@ TEST(Reproducible, RegenerationKeepsTheEpochAndBadValuesAreRefused) {
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("invalid SOURCE_DATE_EPOCH \"yesterday\": expected seconds since 1970"),
             std::string::npos) << bad.output;
+}
+
+// ---- two users: root, and a user who is not root (rootless) ----
+
+const char* kUser = "dfgen-test";
+
+// Files owned by others than root (RUN chown, COPY --chown, a 65534 tree), a
+// setuid file, a sticky dir, whiteouts of base files, directories a later
+// step replaces (opaque), links, ENV and LABEL, COPY --from. The final stage
+// makes its own: COPY --from without --chown gives root the copied files.
+constexpr const char* kUsersDockerfile = R"(FROM dfgen-fixtures/busybox:bookworm AS build
+ARG SOURCE_DATE_EPOCH
+ENV APP_HOME=/srv/app
+LABEL org.example.stage=build
+WORKDIR $APP_HOME
+COPY app/ ./app/
+COPY --chown=1234:2345 tool.sh /usr/local/bin/
+RUN mkdir -p /out/deep /out/nobody && cat app/main.txt app/sub/data.txt > /out/all.txt \
+ && echo owned > /out/owned && chown 1000:1000 /out/owned \
+ && echo n > /out/nobody/n && chown -R 65534:65534 /out/nobody \
+ && touch /out/deep/old /srv/gone && ln -s all.txt /out/link && ln /out/all.txt /out/hard
+RUN rm /srv/gone /bin/arch && rm -rf /out/deep && mkdir /out/deep && echo again > /out/deep/again \
+ && echo more >> /out/owned
+
+FROM dfgen-fixtures/busybox:bookworm
+ENV MODE=repro PATH=/opt/out:$PATH
+LABEL org.example.reproducible=yes
+COPY --from=build /out /opt/out
+COPY --from=build --chown=1000:1000 /srv/app/app /opt/app
+COPY --chown=1234:2345 tool.sh /bin/tool
+RUN echo owned > /etc/owned && chown 1000:1000 /etc/owned \
+ && mkdir -p /home/nobody && echo n > /home/nobody/n && chown -R 65534:65534 /home/nobody \
+ && cp /bin/busybox /usr/bin/suid && chmod 4755 /usr/bin/suid && mkdir -m 1777 /scratch \
+ && rm /bin/arch && rm -rf /opt/out/deep && mkdir /opt/out/deep && echo final > /opt/out/deep/final
+USER 1000:1000
+CMD ["/bin/tool"]
+)";
+
+void write_users_context(const std::string& dir) {
+  write_file(dir + "/Dockerfile", kUsersDockerfile);
+  write_file(dir + "/app/main.txt", "main\n");
+  write_file(dir + "/app/sub/data.txt", "data\n");
+  write_file(dir + "/tool.sh", "#!/bin/sh\ncat /opt/out/all.txt\n");
+  Output m = sh("cd " + q(dir) + " && chmod 0755 tool.sh app app/sub && chmod 0644 Dockerfile "
+                "app/main.txt app/sub/data.txt");
+  ASSERT_EQ(m.exit_code, 0) << m.output;
+}
+
+// One side of the comparison: its store and build dir, and how it runs a command.
+struct Side {
+  std::string name, store, build;
+  std::function<Output(const std::string&)> run;
+  std::string image_result() const { return read_file(build + "/.dfgen/image-repro-users-e2e.result"); }
+  std::string digest() const { return Json::parse(image_result())["manifest"]["digest"]; }
+  std::string blob(const std::string& digest) const { return store + "/blobs/sha256/" + digest.substr(7); }
+  Json manifest() const { return Json::parse(read_file(blob(digest()))); }
+  Json config() const { return Json::parse(read_file(blob(manifest()["config"]["digest"]))); }
+};
+
+std::map<std::string, std::string> keys_of(const Side& s) {
+  std::map<std::string, std::string> keys;
+  std::istringstream in(sh("ls " + q(s.build + "/.dfgen") + " | grep '^s[0-9].*\\.result$'").output);
+  for (std::string f; std::getline(in, f);)
+    keys[f] = Json::parse(read_file(s.build + "/.dfgen/" + f))["key"];
+  return keys;
+}
+
+// Why two builds differ: the inputs record (docs/insight.md) of the first
+// step whose key differs (the steps after it differ through it), else the
+// config as a JSON patch and, for each layer whose diff_id differs, a diff of
+// the two tars' listings (owners, modes, times, xattr names).
+std::string explain_difference(const Side& a, const Side& b) {
+  std::string out;
+  auto ka = keys_of(a), kb = keys_of(b);
+  for (const auto& [file, key] : ka) {
+    if (kb[file] == key) continue;
+    if (!out.empty()) {
+      out += " " + file;
+      continue;
+    }
+    std::string inputs = ".dfgen/" + file.substr(0, file.size() - 7) + ".inputs.json";
+    out += "step " + file + ": keys differ; its inputs (" + a.name + " <, " + b.name + " >):\n" +
+           sh("diff " + q(a.build + "/" + inputs) + " " + q(b.build + "/" + inputs)).output +
+           "later steps whose keys differ:";
+  }
+  if (!out.empty()) return out + "\n";
+  Json ca = a.config(), cb = b.config();
+  out += "config patch " + a.name + " -> " + b.name + ": " + Json::diff(ca, cb).dump(1) + "\n";
+  const Json& da = ca["rootfs"]["diff_ids"];
+  const Json& db = cb["rootfs"]["diff_ids"];
+  Json la = a.manifest()["layers"], lb = b.manifest()["layers"];
+  for (size_t i = 0; i < std::min(la.size(), lb.size()); ++i) {
+    if (i < da.size() && i < db.size() && da[i] == db[i]) continue;
+    auto list = [](const Side& s, const std::string& digest) {
+      return "TZ=UTC tar --xattrs -tvv --numeric-owner --full-time -f " + q(s.blob(digest));
+    };
+    out += "layer " + std::to_string(i) + ": " + (i < da.size() ? da[i].dump() : "?") + " vs " +
+           (i < db.size() ? db[i].dump() : "?") + "\n" +
+           sh("bash -c " + q("diff <(" + list(a, la[i]["digest"]) + ") <(" + list(b, lb[i]["digest"]) + ")")).output;
+  }
+  return out;
+}
+
+TEST(Reproducible, TwoUsersRootAndRootlessGiveTheSameDigest) {
+  ASSERT_EQ(::getuid(), 0u) << "the suite runs as root (it creates its users)";
+  ensure_rootless_user(kUser);
+  const std::string epoch = "SOURCE_DATE_EPOCH=" + std::to_string(kEpoch) + " ";
+  const std::string tar = busybox_tar();
+
+  // Root: a store and build dir under the build tree, HOME elsewhere.
+  std::string root_dir = temp_dir("repro-users-root");
+  Side root{"root", root_dir + "/store", root_dir + "/build/deep", nullptr};
+  root.run = [root_dir](const std::string& c) {
+    return sh("export DFGEN_STORE=" + q(root_dir + "/store") + " HOME=" + q(root_dir) + "; cd " +
+              q(root_dir) + " && " + c);
+  };
+  write_users_context(root_dir + "/ctx");
+
+  // The user: everything under a dir of theirs in /tmp; their context written later.
+  std::string user_home = user_dir(kUser, "repro-users");
+  Side user{kUser, user_home + "/store", user_home + "/b", nullptr};
+  user.run = [user_home](const std::string& c) { return sh_as(kUser, user_home, c); };
+  write_users_context(user_home + "/src/ctx");
+  Output own = sh("cp " + q(tar) + " " + q(user_home + "/base.tar") + " && chown -R " + kUser + ": " +
+                  q(user_home));
+  ASSERT_EQ(own.exit_code, 0) << own.output;
+
+  auto t0 = std::chrono::steady_clock::now();
+  for (auto [side, ctx, base] : {std::tuple{&root, root_dir + "/ctx", tar},
+                                 std::tuple{&user, user_home + "/src/ctx", user_home + "/base.tar"}}) {
+    Output imp = side->run("dfrun import " + q(base) + " -t dfgen-fixtures/busybox:bookworm");
+    ASSERT_EQ(imp.exit_code, 0) << side->name << ": " << imp.output;
+    Output gen = side->run(epoch + "dfgen " + q(ctx) + " -B " + q(side->build) + " -t repro-users-e2e");
+    ASSERT_EQ(gen.exit_code, 0) << side->name << ": " << gen.output;
+    Output built = side->run("ninja -C " + q(side->build));
+    ASSERT_EQ(built.exit_code, 0) << side->name << ": " << built.output;
+  }
+  std::cerr << "two builds: "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
+
+  // The user's build really was rootless: its snapshots hold ids of the range.
+  Output start = sh(std::string("awk -F: '$1 == \"") + kUser + "\" {print $2}' /etc/subuid");
+  ASSERT_EQ(start.exit_code, 0) << start.output;
+  EXPECT_EQ(sh("find " + q(user.store + "/snapshots") + " -path '*/etc/owned' -printf '%U\\n' | sort -u").output,
+            std::to_string(std::stol(start.output) + 999) + "\n");
+
+  // Shareable keys, one image.
+  auto keys = keys_of(root);
+  EXPECT_EQ(keys.size(), 9u);   // WORKDIR, COPY, COPY, RUN, RUN; COPY, COPY, COPY, RUN
+  EXPECT_EQ(keys, keys_of(user)) << explain_difference(root, user);
+  EXPECT_EQ(root.digest(), user.digest()) << explain_difference(root, user);
+  EXPECT_EQ(root.image_result(), user.image_result());
+
+  // Every step made the same layers (the build stage's are in no image).
+  for (const auto& [file, key] : keys)
+    EXPECT_EQ(read_file(root.build + "/.dfgen/" + file), read_file(user.build + "/.dfgen/" + file)) << file;
+
+  // The layers carry what the test is about: other owners, setuid, sticky,
+  // whiteouts and opaque markers, in both stages.
+  std::string entries;
+  for (const auto& [file, key] : keys) {
+    Json result = Json::parse(read_file(root.build + "/.dfgen/" + file));
+    const Json& layers = result["layers"];
+    if (layers.empty()) continue;
+    std::string top = layers.back()["digest"];   // the step's own layer
+    entries += sh("TZ=UTC tar -tv --numeric-owner --full-time -f " + q(root.blob(top))).output;
+  }
+  EXPECT_EQ(count_lines_with(entries, " 1000/1000 "), 7) << entries;
+  EXPECT_EQ(count_lines_with(entries, " 1234/2345 "), 2) << entries;
+  EXPECT_EQ(count_lines_with(entries, " 65534/65534 "), 4) << entries;
+  EXPECT_EQ(count_lines_with(entries, "-rwsr-xr-x"), 1) << entries;
+  EXPECT_EQ(count_lines_with(entries, "drwxrwxrwt"), 1) << entries;
+  EXPECT_EQ(count_lines_with(entries, "bin/.wh.arch"), 2) << entries;
+  EXPECT_EQ(count_lines_with(entries, "out/deep/.wh..wh..opq"), 2) << entries;
+
+  // Both run it alike.
+  for (const Side* s : {&root, &user}) {
+    Output ran = s->run("dfrun run repro-users-e2e sh -c 'id -u; stat -c %u:%g /etc/owned /opt/app/main.txt "
+                        "/home/nobody/n /bin/tool /opt/out/owned; env | grep -c ^MODE=repro; ls /opt/out/deep'");
+    EXPECT_EQ(ran.output, "1000\n1000:1000\n1000:1000\n65534:65534\n1234:2345\n0:0\n1\nfinal\n") << s->name;
+  }
 }
 
 }  // namespace

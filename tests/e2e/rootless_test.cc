@@ -37,37 +37,23 @@ class Rootless : public ::testing::Test {
   // Users, a dir dfgen-test owns (its binaries, store, contexts), and the
   // busybox fixture imported into its store by itself.
   static void SetUpTestSuite() {
-    must(std::string("id -u ") + kUser + " >/dev/null 2>&1 || useradd --no-create-home --shell /bin/sh " +
-         kUser);
-    must(std::string("grep -q '^") + kUser + ":' /etc/subuid || usermod --add-subuids 300000-365535 " + kUser);
-    must(std::string("grep -q '^") + kUser + ":' /etc/subgid || usermod --add-subgids 300000-365535 " + kUser);
+    ensure_rootless_user(kUser);
     must(std::string("id -u ") + kNoSubUser + " >/dev/null 2>&1 || useradd --system --no-create-home " +
          kNoSubUser);
     must(std::string("sed -i '/^") + kNoSubUser + ":/d' /etc/subuid /etc/subgid");
 
-    // What udev gives most hosts; a rootless slirp4netns must open it.
-    must("chmod 0666 /dev/net/tun");
-
-    dir_ = must("mktemp -d /tmp/dfgen-rootless.XXXXXX").output;
-    dir_.erase(dir_.find_last_not_of('\n') + 1);
+    dir_ = user_dir(kUser, "rootless");
     Output tar = must("bash " + q(source_dir() + "/scripts/fixtures.sh") + " busybox | tail -1");
     std::string fixture_tar = tar.output.substr(0, tar.output.find_last_not_of('\n') + 1);
-    must("mkdir -p " + q(dir_ + "/bin") + " && cp \"$(command -v dfgen)\" \"$(command -v dfrun)\" " +
-         q(dir_ + "/bin/") + " && cp " + q(fixture_tar) + " " + q(dir_ + "/busybox.tar") +
-         " && chown -R " + kUser + ": " + q(dir_) + " && chmod 0755 " + q(dir_));
+    must("cp " + q(fixture_tar) + " " + q(dir_ + "/busybox.tar") + " && chown " + kUser + ": " +
+         q(dir_ + "/busybox.tar"));
     Output imported = as_user(kUser, "dfrun import busybox.tar -t dfgen-fixtures/busybox:bookworm");
     ASSERT_EQ(imported.exit_code, 0) << imported.output;
-  }
-  static void TearDownTestSuite() {
-    // Files of the subordinate range: root removes them.
-    if (!dir_.empty()) sh("rm -rf " + q(dir_));
   }
 
   // Runs `command` as `user` in dir_, with dir_/bin first on PATH and its store.
   static Output as_user(const std::string& user, const std::string& command) {
-    return sh("cd " + q(dir_) + " && runuser -u " + user + " -- env HOME=" + q(dir_) + " PATH=" +
-              q(dir_ + "/bin:/usr/local/bin:/usr/bin:/bin") + " DFGEN_STORE=" + q(dir_ + "/store") +
-              " sh -c " + q(command));
+    return sh_as(user, dir_, command);
   }
 
   static inline std::string dir_;
