@@ -201,12 +201,12 @@ struct Builder {
         if (id.empty()) id = basename_of(m.value("target", ""));
         auto it = opts.secrets.find(id);
         if (it != opts.secrets.end()) secrets[id] = it->second;
-      }
       } else if (type == "ssh") {
         std::string id = m.value("id", "");
         if (id.empty()) id = "default";
         auto it = opts.ssh.find(id);
         if (it != opts.ssh.end()) ssh[id] = it->second;
+      }
     }
     return ok_status();
   }
