@@ -16,6 +16,7 @@ packages=(
   mmdebstrap busybox-static skopeo umoci docker.io docker-registry openssl apache2-utils curl
   buildah time   # bench/run.sh: a peer builder; /usr/bin/time -v for peak RSS
   python3 ca-certificates git   # git: ADD of git repositories (dfrun clones with it)
+  openssh-client   # e2e: a real ssh-agent, ssh-keygen and ssh-add for RUN --mount=type=ssh
 )
 
 missing=()
