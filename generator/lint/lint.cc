@@ -587,10 +587,36 @@ void invalid_base_image_platform(const Input& in, const Emit& emit) {
   }
 }
 
+// The last comment line just above an ARG or `FROM ... AS name` reads as its
+// description, so it should start with the name it describes.
+void invalid_definition_description(const Input& in, const Emit& emit) {
+  auto check = [&](const Node& n, const char* keyword, const std::vector<std::string>& keys) {
+    if (n.comments.empty() || keys.empty()) return;
+    const std::string& last = n.comments.back();
+    std::string first = last.substr(0, last.find(' '));
+    if (std::find(keys.begin(), keys.end(), first) != keys.end()) return;
+    emit(n, n.start_line,
+         fmt::format("Comment for {} should follow the format: `# {} <description>`", keyword,
+                     keys.size() > 1 ? "<arg_key>" : keys[0]));
+  };
+  auto arg = [&](const Node* n) {
+    if (n->keyword != "arg") return;
+    std::vector<std::string> keys;
+    for (const auto& a : n->args) keys.push_back(a.substr(0, a.find('=')));
+    check(*n, "ARG", keys);
+  };
+  for (const Node* n : in.globals) arg(n);
+  for (const auto& s : in.stages) {
+    if (!s.name.empty()) check(*s.from, "FROM", {lower(s.name)});
+    for (const Node* n : s.body) arg(n);
+  }
+}
+
 struct Rule {
   std::string_view name;
   std::string_view description;
   void (*run)(const Input&, const Emit&);
+  bool experimental = false;   // only with `# check=experimental=NAME|all`
 };
 
 // BuildKit's rules (names and messages as `docker build --check` prints them).
@@ -634,7 +660,21 @@ const Rule kRules[] = {
     {"ExposeInvalidFormat", "IP address and host-port mapping should not be used in EXPOSE instruction. This will "
                             "become an error in a future release",
      expose_invalid_format},
+    {"InvalidDefinitionDescription", "Comment for build stage or argument should follow the format: `# <arg/stage "
+                                     "name> <description>`",
+     invalid_definition_description, true},
 };
+
+// "A, B" -> {A, B}.
+std::set<std::string> rule_names(const std::string& list) {
+  std::set<std::string> out;
+  for (size_t i = 0; i <= list.size();) {
+    size_t comma = std::min(list.find(',', i), list.size());
+    if (std::string rule = trim(list.substr(i, comma - i)); !rule.empty()) out.insert(rule);
+    i = comma + 1;
+  }
+  return out;
+}
 
 // A `# check=skip=...` comment right above an instruction.
 bool skipped_by_comment(const Node& n, std::string_view rule) {
@@ -673,18 +713,17 @@ Result<Config> parse_check_directive(std::string_view text) {
         config.skip_all = true;
         continue;
       }
-      size_t i = 0;
-      while (i <= value.size()) {
-        size_t comma = std::min(value.find(',', i), value.size());
-        if (std::string rule = trim(value.substr(i, comma - i)); !rule.empty()) config.skip.insert(rule);
-        i = comma + 1;
-      }
+      config.skip = rule_names(value);
     } else if (key == "error") {
       if (value == "true" || value == "1") config.error = true;
       else if (value == "false" || value == "0") config.error = false;
       else return Error(fmt::format("invalid check option \"{}\": error takes true or false", part));
     } else if (key == "experimental") {
-      // No experimental rules here: accepted and ignored.
+      if (value == "all") {
+        config.experimental_all = true;
+        continue;
+      }
+      config.experimental = rule_names(value);
     } else {
       return Error(fmt::format("invalid check option \"{}\" (valid: skip, error, experimental)", key));
     }
@@ -702,6 +741,8 @@ Result<Report> check(const syntax::Ast& ast, const Options& options) {
   for (size_t r = 0; r < std::size(kRules); ++r) {
     const Rule& rule = kRules[r];
     if (config->skip_all || config->skip.count(std::string(rule.name))) continue;
+    if (rule.experimental && !config->experimental_all && !config->experimental.count(std::string(rule.name)))
+      continue;
     rule.run(in, [&](const Node& where, int line, std::string message) {
       if (skipped_by_comment(where, rule.name)) return;
       found.push_back({r, Warning{std::string(rule.name), std::move(message), ast.filename, line}});
@@ -725,7 +766,7 @@ Status violation_error(const Report& report) {
 
 std::vector<RuleInfo> rules() {
   std::vector<RuleInfo> out;
-  for (const auto& r : kRules) out.push_back({r.name, r.description});
+  for (const auto& r : kRules) out.push_back({r.name, r.description, r.experimental});
   return out;
 }
 

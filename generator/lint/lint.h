@@ -33,11 +33,15 @@ struct Warning {
 };
 
 // The parsed `# check=` directive: "skip=A,B" | "skip=all", "error=true|false",
-// separated by ';'.
+// "experimental=A,B" | "experimental=all", separated by ';'.
 struct Config {
   std::set<std::string> skip;
   bool skip_all = false;
   bool error = false;   // warnings fail the build
+  // "experimental=A,B" | "experimental=all": experimental rules to run (off
+  // otherwise, as in BuildKit).
+  std::set<std::string> experimental;
+  bool experimental_all = false;
 };
 Result<Config> parse_check_directive(std::string_view text);
 
@@ -78,6 +82,7 @@ Status violation_error(const Report& report);
 struct RuleInfo {
   std::string_view name;
   std::string_view description;
+  bool experimental = false;   // runs only when `# check=experimental=` names it
 };
 std::vector<RuleInfo> rules();
 

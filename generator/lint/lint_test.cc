@@ -207,6 +207,28 @@ TEST(Lint, InvalidBaseImagePlatformAgainstTheTargetAndTheFlag) {
             "\"linux/amd64\", expected \"linux/arm/v7\" for current build");
 }
 
+TEST(Lint, InvalidDefinitionDescriptionOnlyWhenExperimentalNamesIt) {
+  const std::string body =
+      "# BASE the image to build on\nARG BASE=busybox\n# the version\nARG VERSION=1\n"
+      "# A B: two at once\nARG A=1 B=2\n# both C and D\nARG C=1 D=2\n"
+      "# Build stage\nFROM $BASE AS Build\n#\nARG NOTHING_ABOVE\n# build2 compiles\nFROM busybox AS build2\n";
+  EXPECT_EQ(warnings_of("# check=skip=StageNameCasing\n" + body), "(none)");
+  EXPECT_EQ(warnings_of("# check=skip=StageNameCasing;experimental=InvalidDefinitionDescription\n" + body),
+            "Dockerfile:5: warning: InvalidDefinitionDescription: Comment for ARG should follow the format: "
+            "`# VERSION <description>`\n"
+            "Dockerfile:9: warning: InvalidDefinitionDescription: Comment for ARG should follow the format: "
+            "`# <arg_key> <description>`\n"
+            "Dockerfile:11: warning: InvalidDefinitionDescription: Comment for FROM should follow the format: "
+            "`# build <description>`");
+  EXPECT_EQ(warnings_of("# check=experimental=all\n# nope\nARG X\nFROM busybox\n"),
+            "Dockerfile:3: warning: InvalidDefinitionDescription: Comment for ARG should follow the format: "
+            "`# X <description>`");
+  auto c = parse_check_directive("experimental=A, B");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->experimental, (std::set<std::string>{"A", "B"}));
+  EXPECT_TRUE(rules().back().experimental);
+}
+
 TEST(Lint, ErrorDirectiveMakesViolationsAnError) {
   auto ast = syntax::parse("# check=error=true\nFROM busybox\nCMD a\nMAINTAINER me\n", "Dockerfile");
   ASSERT_TRUE(ast.ok());
@@ -241,7 +263,7 @@ TEST(Lint, CheckDirectiveGrammar) {
 
 TEST(Lint, EveryRuleHasANameAndDescription) {
   auto table = rules();
-  EXPECT_EQ(table.size(), 21u);
+  EXPECT_EQ(table.size(), 22u);
   for (const auto& r : table) {
     EXPECT_FALSE(r.name.empty());
     EXPECT_FALSE(r.description.empty()) << r.name;
