@@ -432,6 +432,7 @@ TEST(Crash, FiftyKillPointsAcrossAMultiStageBuild) {
     ++cycle;
   }
   std::printf("%d kills (%d whole build, %d one dfrun) in %d cycles\n", kills, tree_kills, dfrun_kills, cycle);
+  sh("rm -rf " + q(ref_store) + " " + q(ref_build) + " " + q(ctx));
 }
 
 TEST(Concurrency, TwoBuildsOneStore) {
