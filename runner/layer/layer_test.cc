@@ -462,6 +462,37 @@ TEST(ParallelGzipTest, IncompressibleBlocksAreStoredStillOneMemberSameBytes) {
   EXPECT_GE(one.size(), random.size());
 }
 
+TEST(ParallelGzipTest, PoorlyCompressibleBlocksTakeRunsOnlyByDefaultOnly) {
+  // Like a tar of small random files: 4 KiB of random bytes, 512 of zeros.
+  std::string in;
+  uint64_t x = 2463534242ull;
+  while (in.size() < (3u << 20)) {
+    for (int i = 0; i < 4096; ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      in.push_back(static_cast<char>(x >> 24));
+    }
+    in.append(512, '\0');
+  }
+  auto gz = [&](int threads, int level) {
+    std::string out;
+    ParallelGzip g([&](const void* d, size_t n) {
+      out.append(static_cast<const char*>(d), n);
+      return ok_status();
+    }, threads, ParallelGzip::kDefaultBlock, level);
+    EXPECT_TRUE(g.write(in.data(), in.size()).ok());
+    EXPECT_TRUE(g.finish().ok());
+    return out;
+  };
+  std::string fast = gz(1, -1), six = gz(1, 6);
+  size_t rest = 99;
+  EXPECT_EQ(gunzip(fast, &rest), in);
+  EXPECT_EQ(gunzip(six, &rest), in);
+  EXPECT_EQ(gz(2, -1), fast);
+  EXPECT_NE(fast, six) << "the default level deflates such blocks with runs only";
+  EXPECT_LT(fast.size(), six.size() * 1.05);   // little lost
+  EXPECT_LT(fast.size(), in.size() * 0.92);   // the zeros still go
+}
+
 TEST_F(LayerTest, GzipLayerOfSeveralBlocksRoundTrips) {
   std::string root = new_dir("big");
   std::string data = mixed_data(3 * ParallelGzip::kDefaultBlock + 4321, 11);

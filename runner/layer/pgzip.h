@@ -9,7 +9,8 @@
 // machine. The header carries no name and mtime 0. A block that does not
 // compress (its first 64 KiB, deflated alone at level 1, keep 99 % of their
 // size: random or already compressed data) is written as stored deflate
-// blocks, at memory speed, decided from its bytes alone.
+// blocks, at memory speed; at the default level, one that compresses poorly
+// (75 %) is deflated with runs only (Z_RLE): decided from its bytes alone.
 #pragma once
 
 #include <cstddef>

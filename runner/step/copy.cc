@@ -130,6 +130,43 @@ struct CopyOptions {
   std::map<std::pair<dev_t, ino_t>, std::string>* links = nullptr;
 };
 
+// A context file as copy_inputs hashed it for the step's key.
+struct Hashed {
+  StatKey key;
+  std::string digest;
+};
+
+// Per spec (copy_inputs and execute_copy run in the same process on the same
+// Spec): what execute_copy checks the bytes it writes against.
+std::map<const Spec*, std::map<std::string, Hashed>>& hashed_files() {
+  static std::map<const Spec*, std::map<std::string, Hashed>> files;
+  return files;
+}
+
+// COPY's context files go into the layer straight from the context
+// (layer::ExternalFile), not through the snapshot's upper dir: creating
+// thousands of inodes there was most of a large COPY's time. Directories,
+// links, other stages' files and anything replacing an existing path are
+// still made in the root, so the layer's bytes are the same as before.
+struct Direct {
+  int context_fd = -1;
+  std::string root_dir;                            // the mounted root
+  const std::map<std::string, Hashed>* hashed = nullptr;
+  std::map<std::string, layer::ExternalFile> files;   // by tar name
+
+  // The tar name of `name` in the root dir open as dir_fd.
+  Result<std::string> tar_name(int dir_fd, const std::string& name) const {
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink(fmt::format("/proc/self/fd/{}", dir_fd).c_str(), buf, sizeof buf);
+    if (n < 0) return Error::sys("resolve a directory of the root");
+    std::string_view dir(buf, static_cast<size_t>(n));
+    if (!dir.starts_with(root_dir)) return Error("resolve a directory of the root: outside the root");
+    dir.remove_prefix(root_dir.size());
+    while (dir.starts_with('/')) dir.remove_prefix(1);
+    return dir.empty() ? name : std::string(dir) + "/" + name;
+  }
+};
+
 // --chown as BuildKit resolves it in the destination: a name takes its uid
 // and primary gid from /etc/passwd, a number N means N:N; a group (name from
 // /etc/group, or a number) overrides the gid.
@@ -186,7 +223,7 @@ Status apply_meta(int dir_fd, const std::string& name, const struct stat& st, co
 // Copies one entry `src_rel` (relative to src_dir_fd; not followed if a link)
 // to `dest` inside the root.
 Status copy_entry(int src_dir_fd, const std::string& src_rel, int root_fd, const std::string& dest,
-                  const CopyOptions& o) {
+                  const CopyOptions& o, Direct* direct = nullptr) {
   struct stat st;
   if (::fstatat(src_dir_fd, src_rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
     return Error::sys("stat " + src_rel);
@@ -196,6 +233,32 @@ Status copy_entry(int src_dir_fd, const std::string& src_rel, int root_fd, const
   bool exists = ::fstatat(dir.get(), name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
   if (S_ISDIR(st.st_mode)) {
     if (exists && !S_ISDIR(existing.st_mode)) {
+  if (direct) {
+    DFGEN_TRY(std::string tar_name, direct->tar_name(dir.get(), name));
+    direct->files.erase(tar_name);   // replaced by this entry, as a file in the root would be
+    auto hashed = direct->hashed->find(src_rel);
+    // A file with other links is copied into the root, where it can be linked to (CopyOptions::links).
+    if (src_dir_fd == direct->context_fd && S_ISREG(st.st_mode) && st.st_nlink == 1 && !exists &&
+        hashed != direct->hashed->end()) {
+      if (!(StatKey::of(st) == hashed->second.key))
+        return Error(fmt::format("{} changed while the step ran: the step's cache key was computed from other "
+                                 "content than it would copy; run the build again", src_rel));
+      layer::ExternalFile f;
+      f.name = tar_name;
+      f.dir_fd = src_dir_fd;
+      f.rel = src_rel;
+      f.perm = o.chmod ? o.chmod->apply(st.st_mode, false) : (st.st_mode & 07777);
+      f.uid = o.owner.set ? o.owner.uid : 0;
+      f.gid = o.owner.set ? o.owner.gid : 0;
+      f.mtime = st.st_mtim.tv_sec;
+      f.expect = hashed->second.key;
+      f.digest = hashed->second.digest;
+      direct->files.insert_or_assign(tar_name, std::move(f));
+      // The directory's times move as if the file had been created in it.
+      if (::futimens(dir.get(), nullptr) != 0) return Error::sys("set times of " + parent);
+      return ok_status();
+    }
+  }
       if (::unlinkat(dir.get(), name.c_str(), 0) != 0) return Error::sys("replace " + dest);
       exists = false;
     }
@@ -340,6 +403,7 @@ Status append_digests(const StepInput& in, const context::Selection& sel, Json& 
       if (n < 0) return Error::sys("read link " + rel);
       entry.push_back(std::string(buf, static_cast<size_t>(n)));
     }
+      hashed_files()[&in.spec].insert_or_assign(rel, Hashed{StatKey::of(st), digest});
     inputs.push_back(std::move(entry));
   }
   return ok_status();
@@ -442,6 +506,14 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
   // As BuildKit, directories this COPY creates for dest belong to --chown's owner.
   uid_t dest_uid = opts.owner.set ? opts.owner.uid : 0;
   gid_t dest_gid = opts.owner.set ? opts.owner.gid : 0;
+  std::optional<Direct> direct;
+  if (!add && context_fd) {
+    direct.emplace();
+    direct->context_fd = context_fd.get();
+    direct->root_dir = ws.root();
+    direct->hashed = &hashed_files()[&in.spec];
+  }
+  Direct* dp = direct ? &*direct : nullptr;
   bool many = items.size() + heredocs.size() > 1;
   for (const auto& item : items) {
     std::string base = dest;   // where a directory's contents go
@@ -453,23 +525,23 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
       size_t start = 0;
       for (size_t slash; (slash = below.find('/', start)) != std::string::npos; start = slash + 1) {
         walked = walked == "." ? below.substr(0, slash) : *item.pivot + "/" + below.substr(0, slash);
-        DFGEN_CHECK(copy_entry(item.src_fd, walked, root.get(), join_dest(dest, below.substr(0, slash)), opts));
+        DFGEN_CHECK(copy_entry(item.src_fd, walked, root.get(), join_dest(dest, below.substr(0, slash)), opts, dp));
       }
       if (!below.empty()) {
         base = join_dest(dest, below);
-        DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), base, opts));
+        DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), base, opts, dp));
       } else {
         DFGEN_CHECK(open_dir_in_root(root.get(), dest, true));
       }
       if (!item.is_dir) continue;
     } else if (item.is_dir) {
-      if (item.rel != ".") DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), dest, opts));
+      if (item.rel != ".") DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), dest, opts, dp));
       else DFGEN_CHECK(open_dir_in_root(root.get(), dest, true, dest_uid, dest_gid));
     }
     if (item.is_dir) {
       for (const auto& c : item.contents)
         DFGEN_CHECK(copy_entry(item.src_fd, item.rel == "." ? c : item.rel + "/" + c, root.get(),
-                               join_dest(base, c), opts));
+                               join_dest(base, c), opts, dp));
       continue;
     }
     // An archive is extracted into dest (a directory), not copied: by default
@@ -488,7 +560,7 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     else if (existing) {   // a dest that is a link to a file: BuildKit writes through it
       DFGEN_TRY(target, resolve_link_in_root(root.get(), ws.root(), dest));
     }
-    DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), target, opts));
+    DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), target, opts, dp));
   }
   for (const auto& [name, content] : heredocs) {
     std::string target = dest;
@@ -497,7 +569,16 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     DFGEN_CHECK(write_heredoc(root.get(), target, content, opts));
   }
   root.reset();
-  return ws.commit(store, write_options(in.spec));
+  std::vector<layer::ExternalFile> files;
+  if (dp)
+    for (auto& [name, f] : dp->files) files.push_back(std::move(f));
+  return ws.commit(store, write_options(in.spec), files);
 }
 
 }  // namespace dfgen::step
+    if (dp) {
+      auto [parent, base] = split_parent(target);
+      DFGEN_TRY(UniqueFd pfd, open_dir_in_root(root.get(), parent, true));
+      DFGEN_TRY(std::string tar_name, dp->tar_name(pfd.get(), base));
+      dp->files.erase(tar_name);
+    }

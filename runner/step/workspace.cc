@@ -31,4 +31,16 @@ Result<std::optional<Layer>> Workspace::commit(Store& store, const layer::WriteO
   return std::optional<Layer>(Layer{info.blob, info.diff_id});
 }
 
+Result<std::optional<Layer>> Workspace::commit(Store& store, const layer::WriteOptions& opts,
+                                               const std::vector<layer::ExternalFile>& files) {
+  if (files.empty()) return commit(store, opts);
+  if (mount_) {
+    DFGEN_CHECK(mount_->unmount());
+    mount_.reset();
+  }
+  DFGEN_TRY(layer::LayerInfo info, layer::write_layer(store, upper_, opts, files));
+  if (info.empty) return std::optional<Layer>();
+  return std::optional<Layer>(Layer{info.blob, info.diff_id});
+}
+
 }  // namespace dfgen::step

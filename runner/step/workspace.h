@@ -24,6 +24,12 @@ class Workspace {
 
   // Unmounts and turns the upper dir into a layer; nullopt when nothing changed.
   Result<std::optional<Layer>> commit(Store& store, const layer::WriteOptions& opts);
+  // commit() with regular files taken from outside the upper dir (COPY's
+  // context files: layer::ExternalFile). The upper dir then is not the step's
+  // whole diff, so it is not kept as a snapshot: a later step that needs one
+  // extracts the layer (layer::ensure_snapshot); an image export never does.
+  Result<std::optional<Layer>> commit(Store& store, const layer::WriteOptions& opts,
+                                      const std::vector<layer::ExternalFile>& files);
 
  private:
   Workspace(TempDir tmp, std::string upper, std::string merged)
