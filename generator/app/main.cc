@@ -28,6 +28,8 @@
 #include "generator/ninja/ninja.h"
 #include "generator/plan/plan.h"
 #include "generator/syntax/ast.h"
+#include "runner/image/image.h"
+#include "runner/layer/layer.h"
 
 namespace dfgen {
 namespace {
@@ -56,7 +58,17 @@ struct Args {
   bool check = false;   // --check: run the build checks only
   std::vector<std::string> cache_to, cache_from;   // --cache-to / --cache-from (core/remote_cache.h)
   std::string bake;   // --bake FILE: every image of a bake file in one graph (docs/bake.md)
+  std::string compression;   // --compression gzip|zstd|uncompressed[,level=N] (layer::parse_compression)
 };
+
+// --compression: checked here; "gzip" (the default) leaves the ops, and so
+// the keys of existing builds, as they are.
+Result<std::string> compression_option(const std::string& text) {
+  if (text.empty()) return std::string();
+  auto parsed = layer::parse_compression(text);
+  if (!parsed) return std::move(parsed).error().context("--compression");
+  return text == "gzip" ? std::string() : text;
+}
 
 std::string self_dir() {
   char buf[4096];
@@ -247,7 +259,9 @@ struct RegistryFallback {
     registry::Client client(std::move(*config), registry::curl_transport());
     std::fprintf(stderr, "dfgen: pulling %s\n", ref->str().c_str());
     auto pulled = client.pull(*store, *ref);
-    if (pulled.ok()) return ok_status();
+    // Unpacked now, as `dfrun pull` does (image::unpack_image), so the first
+    // step does not pay for it; not without root (the step's user namespace does it).
+    if (pulled.ok()) return ::geteuid() == 0 ? image::unpack_image(*store, *pulled) : ok_status();
     if (have) {   // --pull with the registry out of reach: keep the store's image
       std::fprintf(stderr, "dfgen: warning: %s; using the store's %s\n", pulled.error().message.c_str(),
                    ref->str().c_str());
@@ -471,6 +485,9 @@ int generate(const Args& a, int argc, char** argv) {
   o.cache_from = *cache_from;
   o.format = a.format;
   o.run_jobs = a.run_jobs > 0 ? a.run_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto compression = compression_option(a.compression);
+  if (!compression) return fail(compression.error());
+  o.compression = *compression;
   auto secrets = parse_secrets(a.secrets);
   if (!secrets) return fail(secrets.error());
   o.secrets = *secrets;
@@ -630,6 +647,7 @@ Result<graph::ImageGraph> bake_image(const graph::BakeTarget& t, const Args& a, 
     (to ? o.cache_to : o.cache_from) = std::move(*parsed);
   }
   o.run_jobs = a.run_jobs > 0 ? a.run_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  DFGEN_TRY(o.compression, compression_option(a.compression));
   DFGEN_TRY(o.secrets, parse_secrets(a.secrets));
   DFGEN_TRY(o.ssh, parse_ssh(a.ssh));
   return g;
@@ -695,6 +713,7 @@ void add_build_options(CLI::App* app, Args& a) {
       ->check(CLI::IsMember({"network.host", "security.insecure"}));
   app->add_option("--bake", a.bake, "FILE: build every target of a bake file (JSON, as docker buildx bake) from one build.ninja (docs/bake.md)");
   app->add_flag("--check", a.check, "only run the build checks (docs/checks.md); exit 1 only with # check=error=true");
+  app->add_option("--compression", a.compression, "gzip (default), zstd or uncompressed, [,level=N]: how the steps compress their layers");
   app->add_flag("--pull", a.pull, "re-resolve base images instead of using the pins in BUILD_DIR/.dfgen/pins.json");
 }
 

@@ -99,6 +99,7 @@ struct Builder {
                                std::string result) {
     Json op = step.op;
     if (opts.source_date_epoch) op["source_date_epoch"] = *opts.source_date_epoch;   // clamps layer times
+    if (!opts.compression.empty()) op["compression"] = opts.compression;   // another blob: another key
     Json from = Json::object();
     std::vector<std::string> inputs{parent};
     if (step.from_stage) {

@@ -34,6 +34,9 @@ struct Options {
   std::vector<std::string> tags; // normalized references
   std::vector<Json> outputs;     // {"type":..., "dest":...}
   std::optional<int64_t> source_date_epoch;
+  // dfgen --compression: how steps compress their layers ("zstd", "gzip,level=9";
+  // runner/layer parse_compression). Empty: gzip, and not in the ops (keys stay).
+  std::string compression;
   // "ninja": BUILD_DIR/build.ninja. "cmake": BUILD_DIR/dfgen.cmake, the same
   // step and image edges as add_custom_command() calls with absolute paths
   // (docs/cmake.md); CMake's own build.ninja then runs them.

@@ -65,12 +65,22 @@ int cmd_step(const std::string& store_dir, const std::string& spec) {
   }
 }
 
+// The image's layers unpacked into snapshots now, as `docker load` does, so
+// the first step built on it does not pay for it (image::unpack_image).
+Status unpack(Store& store, const Descriptor& manifest) {
+  DFGEN_TRY(GcLock gc, GcLock::shared(store));
+  return image::unpack_image(store, manifest);
+}
+
 int cmd_import(const std::string& store_dir, const std::string& file, const std::string& tag) {
   auto store = open_store(store_dir);
   if (!store) return fail(store.error());
   auto imported = image::import_images(*store, file, tag);
   if (!imported) return fail(std::move(imported).error().context("import " + file));
-  for (const auto& [ref, desc] : *imported) std::printf("%s %s\n", ref.c_str(), desc.digest.c_str());
+  for (const auto& [ref, desc] : *imported) {
+    if (auto st = unpack(*store, desc); !st.ok()) return fail(std::move(st).error().context("import " + file));
+    std::printf("%s %s\n", ref.c_str(), desc.digest.c_str());
+  }
   return 0;
 }
 
@@ -104,6 +114,7 @@ int cmd_pull(const std::string& store_dir, const std::string& ref_text) {
   registry::Client client(std::move(*config), registry::curl_transport());
   auto desc = client.pull(*store, *ref);
   if (!desc) return fail(desc.error());
+  if (auto st = unpack(*store, *desc); !st.ok()) return fail(st.error());
   std::printf("%s %s\n", ref->str().c_str(), desc->digest.c_str());
   return 0;
 }
@@ -195,12 +206,12 @@ int main(int argc, char** argv) {
   auto* imp = app.add_subcommand("import", "load images from a docker-archive, OCI archive or OCI layout");
   imp->add_option("file", file, "the archive or layout")->required();
   imp->add_option("-t,--tag", tag, "tag the (single) imported image with this name");
-  imp->callback([&] { code = cmd_import(store_dir, file, tag); });
+  imp->callback([&] { code = as_root(argv, [&] { return cmd_import(store_dir, file, tag); }); });
 
   std::string dest;
   auto* pull = app.add_subcommand("pull", "pull an image from its registry into the store");
   pull->add_option("ref", image, "the image reference (NAME[:TAG|@DIGEST])")->required();
-  pull->callback([&] { code = cmd_pull(store_dir, image); });
+  pull->callback([&] { code = as_root(argv, [&] { return cmd_pull(store_dir, image); }); });
 
   auto* push = app.add_subcommand("push", "push an image of the store to a registry");
   push->add_option("ref", image, "the image in the store")->required();

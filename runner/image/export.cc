@@ -132,6 +132,15 @@ Status export_docker_archive(const Store& store, const Descriptor& manifest,
   auto run = [&]() -> Status {
     DFGEN_TRY(std::vector<Reference> refs, parse_tags(tags));
     DFGEN_TRY(ExportImage img, load_for_export(store, manifest));
+    // `docker load` of Docker 20.10 fails on zstd layers ("unexpected EOF"
+    // while extracting small ones): refused here, with what to do instead,
+    // rather than an archive that may not load.
+    for (const Descriptor& l : img.rec.layers)
+      if (l.media_type == kOciLayerZstd)
+        return Error(fmt::format("layer {} is zstd-compressed, which `docker load` before Docker 23 cannot read "
+                                 "reliably: build with --compression=gzip for a docker archive, or export "
+                                 "type=oci (OCI layouts and registries carry zstd)",
+                                 l.digest));
     std::string config_name = std::string(digest_hex(img.config.digest)) + ".json";
     Json repo_tags = Json::array();
     for (const Reference& r : refs) repo_tags.push_back(r.familiar());

@@ -30,6 +30,7 @@ struct ImageInput {
   Json history;                    // array of {created_by, empty_layer?, comment?, created?}
   std::optional<int64_t> created;  // seconds since epoch (SOURCE_DATE_EPOCH); else now
   std::string os = "linux", architecture = "amd64";
+  std::string author;              // the config's "author" (MAINTAINER); none when empty
 };
 
 // Writes the config blob (canonical JSON, rootfs.diff_ids from `layers`,
@@ -72,6 +73,12 @@ Status export_rootfs(Store& store, const Descriptor& manifest, const std::string
 // (the archive must then hold exactly one image). Docker-archive layers are
 // stored as they are (plain tar, gzip or zstd, media type to match). Returns
 // (ref, manifest) pairs, in archive order.
+// Unpacks every layer of the image into its snapshot (layer::ensure_snapshot),
+// as `docker load` does: the first step built on the image then finds them.
+// `dfrun import` and `dfrun pull` call it (a layer's snapshot is made once per
+// store, whatever image brought it).
+Status unpack_image(Store& store, const Descriptor& manifest);
+
 Result<std::vector<std::pair<std::string, Descriptor>>> import_images(
     Store& store, const std::string& path, const std::string& tag_override = "");
 

@@ -246,6 +246,37 @@ TEST_F(ImageTest, OciLayoutReadBySkopeoAndUmoci) {
   EXPECT_EQ(names["docker.io/library/other:latest"], other->digest);
 }
 
+// zstd layers (dfgen --compression=zstd): skopeo reads the layout and copies
+// the layers as they are, and they decompress to the files. (umoci 0.4.7
+// refuses the zstd media type: "blob is not correct mediatype".)
+TEST_F(ImageTest, ZstdLayersReadBySkopeo) {
+  LayerRef a = make_layer({{"hello.txt", "hello zstd\n"}}, layer::Compression::Zstd);
+  LayerRef b = make_layer({{"etc/app.conf", "z=1\n"}}, layer::Compression::Zstd);
+  ASSERT_EQ(a.blob.media_type, kOciLayerZstd);
+  ImageInput in;
+  in.layers = {a, b};
+  in.created = 7;
+  auto m = write_image(store(), in);
+  ASSERT_TRUE(m.ok()) << m.error().render();
+  std::string dir = path("zlayout");
+  ASSERT_TRUE(export_oci_layout(store(), *m, {"zhello:latest"}, dir).ok());
+  auto inspect = run_command("skopeo inspect --raw oci:" + dir + ":latest");
+  ASSERT_EQ(inspect.status, 0) << inspect.out;
+  EXPECT_EQ(Json::parse(inspect.out)["layers"][0]["mediaType"], kOciLayerZstd);
+  std::string copy = path("zdir");
+  auto copied = run_command("skopeo copy -q oci:" + dir + ":latest dir:" + copy + " 2>&1");
+  ASSERT_EQ(copied.status, 0) << copied.out;
+  std::string out = path("zfiles");
+  ASSERT_TRUE(make_dirs(out).ok());
+  for (const auto& l : {a, b}) {
+    auto x = run_command("zstd -dc " + path_join(copy, std::string(digest_hex(l.blob.digest))) + " | tar -x -C " +
+                         out + " 2>&1");
+    ASSERT_EQ(x.status, 0) << x.out;
+  }
+  EXPECT_EQ(file_text(path_join(out, "hello.txt")), "hello zstd\n");
+  EXPECT_EQ(file_text(path_join(out, "etc/app.conf")), "z=1\n");
+}
+
 TEST_F(ImageTest, OciArchiveReadBySkopeo) {
   Descriptor m = make_image();
   std::string tar = path("out/sub/oci.tar");   // folders made as needed

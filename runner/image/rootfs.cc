@@ -144,3 +144,17 @@ Status export_rootfs(Store& store, const Descriptor& manifest, const std::string
 }
 
 }  // namespace dfgen::image
+
+namespace dfgen::image {
+
+Status unpack_image(Store& store, const Descriptor& manifest) {
+  DFGEN_TRY(ImageRecord rec, load_image(store, manifest));
+  if (rec.layers.size() != rec.diff_ids.size())
+    return Error(fmt::format("unpack {}: {} layers but {} diff_ids", manifest.digest, rec.layers.size(),
+                             rec.diff_ids.size()));
+  for (size_t i = 0; i < rec.layers.size(); ++i)
+    DFGEN_CHECK(layer::ensure_snapshot(store, rec.layers[i], rec.diff_ids[i]));
+  return ok_status();
+}
+
+}  // namespace dfgen::image

@@ -298,6 +298,10 @@ layer::WriteOptions write_options(const Spec& spec) {
   layer::WriteOptions opts;
   auto it = spec.op.find("source_date_epoch");
   if (it != spec.op.end() && it->is_number_integer()) opts.source_date_epoch = it->get<int64_t>();
+  // dfgen --compression (checked there); absent: gzip.
+  it = spec.op.find("compression");
+  if (it != spec.op.end() && it->is_string())
+    if (auto c = layer::parse_compression(it->get<std::string>(), opts); c.ok()) opts = *c;
   return opts;
 }
 
