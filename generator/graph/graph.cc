@@ -231,6 +231,7 @@ struct Builder {
     std::string result = fmt::format("{}/image-{}.result", kStateDir, opts.image_name);
     Json op{{"kind", "image"}, {"config", target.config}, {"tags", opts.tags}, {"outputs", opts.outputs}};
     if (opts.source_date_epoch) op["created"] = *opts.source_date_epoch;
+    if (!target.author.empty()) op["author"] = target.author;   // MAINTAINER
     Json spec{{"version", 1},
               {"op", op},
               {"history", target.history_tail},

@@ -200,6 +200,7 @@ struct StageState {
   Json pending = Json::array();  // history entries not yet attached to a step
   Vars args;                     // ARGs declared in this stage, in order
   bool cmd_set = false;
+  std::string author;            // MAINTAINER
 
   std::vector<std::string> shell() const {
     auto s = string_list(config.value("Shell", Json::array()));
@@ -373,6 +374,7 @@ Result<Json> Builder::base_config(Stage& stage, StageState& state) {
       DFGEN_CHECK(resolve(stage.base_stage, raw_[stage.index].from));
       const Stage& base = plan_.stages[stage.base_stage];
       state.pending = base.history_tail;
+      state.author = base.author;
       return base.config;
     }
     case Stage::BaseKind::kImage: {
@@ -427,6 +429,7 @@ Status Builder::resolve(int index, const ins::Command* via) {
   Stage& stage = plan_.stages[index];
   stage.config = state.config;
   stage.history_tail = state.pending;
+  stage.author = state.author;
   stage.resolved = true;
   stack_.pop_back();
   visit_[index] = 2;
@@ -614,6 +617,7 @@ Status Builder::dispatch_metadata(StageState& state, const ins::Command& cmd) {
   } else if (const auto* onbuild = std::get_if<ins::Onbuild>(&cmd.inst)) {
     config["OnBuild"].push_back(onbuild->expression);  // BuildKit adds no history entry
   } else if (const auto* m = std::get_if<ins::Maintainer>(&cmd.inst)) {
+    state.author = m->name;   // BuildKit: the image's author
     state.history("MAINTAINER " + m->name);
   } else if (std::holds_alternative<ins::From>(cmd.inst)) {
     return error_at(cmd, "FROM inside a stage");  // split_stages never lets this through

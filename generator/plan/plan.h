@@ -70,6 +70,7 @@ struct Stage {
   std::vector<Step> steps;
   Json config = Json::object();       // final config, OCI "config" shape
   Json history_tail = Json::array();  // entries after the last step (CMD, ENV, ...)
+  std::string author;                 // MAINTAINER (the image's "author"), kept from a base stage
 };
 
 struct Plan {

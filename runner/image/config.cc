@@ -76,6 +76,7 @@ Result<Descriptor> write_image(Store& store, const ImageInput& input) {
       {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}},
   };
   if (!history->empty()) config["history"] = *history;
+  if (!input.author.empty()) config["author"] = input.author;
   DFGEN_TRY(Descriptor config_desc, store.put_blob(canonical_json(config), kOciConfig));
 
   Json manifest = {

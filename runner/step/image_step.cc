@@ -33,9 +33,10 @@ Result<Descriptor> cached_or_new_image(Store& store, const StepResult& parent,
                                        const image::ImageInput& input, const Json& op) {
   Json layers = Json::array();
   for (const auto& l : input.layers) layers.push_back(l.blob.digest);
-  std::string key = sha256_digest(canonical_json(
-      Json{{"v", 1}, {"kind", "image"}, {"parent", parent.key}, {"layers", layers},
-           {"history", input.history}, {"config", input.config}, {"created", op.value("created", Json())}}));
+  Json key_parts{{"v", 1}, {"kind", "image"}, {"parent", parent.key}, {"layers", layers},
+                 {"history", input.history}, {"config", input.config}, {"created", op.value("created", Json())}};
+  if (!input.author.empty()) key_parts["author"] = input.author;   // only then: other keys stay as they were
+  std::string key = sha256_digest(canonical_json(key_parts));
   DFGEN_TRY(FileLock lock, store.lock("step-" + std::string(digest_hex(key))));
   DFGEN_TRY(auto cached, store.get_cache(key));
   if (cached && cached->contains("manifest")) {
@@ -122,6 +123,7 @@ Status execute_image(Store& store, const Spec& spec, const StepResult& parent) {
   input.history = parent.history;
   for (const auto& h : spec.history) input.history.push_back(h);
   if (op.contains("created") && !op["created"].is_null()) input.created = created;
+  DFGEN_TRY(input.author, spec_field(op, "op", "author", std::string()));
   DFGEN_TRY(Descriptor manifest, cached_or_new_image(store, parent, input, op));
 
   for (const auto& t : tags) DFGEN_CHECK(store.set_tag(t, manifest));
