@@ -243,6 +243,12 @@ TEST(RemoteCache, CacheMountSnapshotMakesAFreshMachinesGoBuildWarm) {
   EXPECT_EQ(count_lines_with(built_d.output, "COMPILES=0"), 1) << built_d.output;
   EXPECT_EQ(image_digest(d), image_digest(b));
 
+  // Seeded once per store: the next build uses B's own dir as it is.
+  Output again_b = go_build(reg, b, "three", "--cache-from type=registry,ref=" + cache_ref);
+  ASSERT_EQ(again_b.exit_code, 0) << again_b.output;
+  EXPECT_EQ(count_lines_with(again_b.output, "COMPILES=0"), 1) << again_b.output;
+  EXPECT_EQ(count_lines_with(again_b.output, "seeded"), 0) << again_b.output;
+
   // An id no RUN has used is a warning, not a failure.
   Output unused = go_build(reg, a, "one", "--cache-to type=local,dest=" + layout + ",cache-mounts=nobody");
   EXPECT_EQ(unused.exit_code, 0) << unused.output;
