@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/fs.h"
+#include "runner/layer/layer.h"
 
 namespace dfgen::image {
 
@@ -175,14 +176,14 @@ class TarSource : public Source {
       la_ssize_t n = size > 0 ? archive_read_data(ar, entry.data.data(), entry.data.size()) : 0;
       if (n != size) return Error("read " + name + ": short read");
     } else if (!expected.empty() && store_.has_blob(expected)) {
-      if (archive_read_data_skip(ar) != ARCHIVE_OK) return Error("read " + name + ": " + archive_error_string(ar));
+      if (archive_read_data_skip(ar) != ARCHIVE_OK) return Error("read " + name + ": " + layer::archive_message(ar));
       entry.blob = Descriptor{"application/octet-stream", expected, size};
     } else {
       DFGEN_TRY(BlobWriter w, store_.blob_writer());
       std::vector<char> buf(1 << 20);
       for (;;) {
         la_ssize_t n = archive_read_data(ar, buf.data(), buf.size());
-        if (n < 0) return Error("read " + name + ": " + archive_error_string(ar));
+        if (n < 0) return Error("read " + name + ": " + layer::archive_message(ar));
         if (n == 0) break;
         DFGEN_CHECK(w.write(buf.data(), static_cast<size_t>(n)));
       }

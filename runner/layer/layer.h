@@ -13,7 +13,15 @@
 #include "core/statcache.h"
 #include "core/store.h"
 
+struct archive;
+
 namespace dfgen::layer {
+
+// libarchive's last error message for `a`, or `fallback` when it has none:
+// archive_error_string() returns null after some failures (a corrupt header,
+// a failed open), and neither fmt nor std::string accept a null char*. Every
+// libarchive error of the runner is worded through this.
+std::string archive_message(struct archive* a, const char* fallback = "unreadable or corrupt archive");
 
 enum class Compression { Gzip, Zstd, None };
 

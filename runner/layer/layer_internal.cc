@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include "runner/layer/layer.h"
+
 namespace dfgen::layer {
 
 bool is_overlay_xattr(const std::string& name) {

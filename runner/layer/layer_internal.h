@@ -7,8 +7,6 @@
 
 #include "core/result.h"
 
-struct archive;
-
 namespace dfgen::layer {
 
 inline constexpr const char* kWhiteoutPrefix = ".wh.";
@@ -26,10 +24,5 @@ Result<std::vector<std::pair<std::string, std::string>>> read_xattrs(const std::
 bool is_opaque_dir(const std::string& path);
 
 Result<std::string> read_link(const std::string& path);
-
-// libarchive's last error message for `a`, or `fallback` when it has none:
-// archive_error_string() returns null after some failures (a corrupt header,
-// a failed open), and neither fmt nor std::string accept a null char*.
-std::string archive_message(struct archive* a, const char* fallback = "unreadable or corrupt archive");
 
 }  // namespace dfgen::layer

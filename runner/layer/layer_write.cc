@@ -220,7 +220,7 @@ Status write_external(struct archive* a, archive_entry* e, const ExternalFile& f
   archive_entry_set_mtime(e, mtime, 0);
   archive_entry_set_size(e, st.st_size);
   if (archive_write_header(a, e) != ARCHIVE_OK)
-    return Error(fmt::format("write layer entry {}: {}", f.name, archive_error_string(a)));
+    return Error(fmt::format("write layer entry {}: {}", f.name, archive_message(a, "libarchive failed")));
   Sha256 hash;
   int64_t left = st.st_size;
   std::vector<char> buf(1 << 17);
@@ -233,7 +233,7 @@ Status write_external(struct archive* a, archive_entry* e, const ExternalFile& f
     if (n == 0) return changed("shorter than its size");
     hash.update(buf.data(), static_cast<size_t>(n));
     if (archive_write_data(a, buf.data(), static_cast<size_t>(n)) != n)
-      return Error(fmt::format("write layer: {}", archive_error_string(a)));
+      return Error(fmt::format("write layer: {}", archive_message(a, "libarchive failed")));
     left -= n;
   }
   char extra;

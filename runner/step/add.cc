@@ -44,7 +44,7 @@ Result<ArchivePtr> open_archive(int dir_fd, const std::string& rel, UniqueFd& fd
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open_fd(a.get(), fd.get(), 1 << 16) != ARCHIVE_OK)
-    return Error(fmt::format("read {}: {}", rel, archive_error_string(a.get())));
+    return Error(fmt::format("read {}: {}", rel, layer::archive_message(a.get())));
   return a;
 }
 
@@ -89,7 +89,7 @@ Status write_entry_data(struct archive* a, int fd, const std::string& what) {
   for (;;) {
     int rc = archive_read_data_block(a, &buf, &len, &offset);
     if (rc == ARCHIVE_EOF) return ok_status();
-    if (rc < ARCHIVE_WARN) return Error(fmt::format("read {}: {}", what, archive_error_string(a)));
+    if (rc < ARCHIVE_WARN) return Error(fmt::format("read {}: {}", what, layer::archive_message(a)));
     const char* p = static_cast<const char*>(buf);
     while (len > 0) {
       ssize_t n = ::pwrite(fd, p, len, offset);
@@ -270,6 +270,15 @@ Result<Download> download(const std::string& url) {
   char err[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
+  // A URL from a Dockerfile: http(s) only, also where it redirects, a bounded
+  // number of redirects, and a stalled server fails the step instead of
+  // hanging the build.
+  curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl.get(), CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl.get(), CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, 30L);
+  curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_TIME, 60L);
   curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
   curl_easy_setopt(curl.get(), CURLOPT_FILETIME, 1L);
   curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, err);
@@ -444,7 +453,7 @@ Status extract_archive(int src_dir_fd, const std::string& rel, int root_fd, cons
     archive_entry* e = nullptr;
     int rc = archive_read_next_header(a.get(), &e);
     if (rc == ARCHIVE_EOF) break;
-    if (rc < ARCHIVE_WARN) return Error(fmt::format("ADD {}: {}", rel, archive_error_string(a.get())));
+    if (rc < ARCHIVE_WARN) return Error(fmt::format("ADD {}: {}", rel, layer::archive_message(a.get())));
     DFGEN_CHECK(unpacker.entry(e));
   }
   return unpacker.finish();
