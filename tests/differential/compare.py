@@ -3,13 +3,24 @@
 fields a Dockerfile sets and the file tree the layers add up to.
 
     compare.py CASE REFERENCE.tar CANDIDATE.tar [ALLOWLIST]
+    compare.py --expect CASE EXPECT CANDIDATE.tar
 
 REFERENCE is BuildKit's image (docker build + docker save), CANDIDATE is
 dfgen's (--output type=docker). Each difference has a key: `config.FIELD` or
 an absolute path. A difference whose key an ALLOWLIST line matches for this
 CASE is reported as allowed (with the line's reason); any other difference
 makes the exit status 1. Allowlist lines: `CASE KEY REASON...`, CASE and KEY
-are fnmatch patterns (`*` = any case). See docs/differential.md.
+are fnmatch patterns (`*` = any case).
+
+--expect checks CANDIDATE against written-out expectations instead (features
+BuildKit 0.8 lacks), one per line of EXPECT, each on its key only:
+    config.FIELD JSON            the config field (absent/null/empty alike)
+    author JSON                  the image's author
+    /path absent                 no such path
+    /path dir 0755 0:0
+    /path file 0644 0:0 "JSON string content"
+    /path symlink 0:0 -> target
+    /path hardlink 0644 0:0 => /other See docs/differential.md.
 """
 import fnmatch
 import hashlib
@@ -154,7 +165,57 @@ def read_allowlist(path, case):
     return rules
 
 
+def expected_entry(want):
+    """The entry tuple (as describe() makes) of an expectation's text."""
+    content = None
+    if '"' in want:
+        at = want.index('"')
+        content = json.loads(want[at:]).encode()
+        want = want[:at].strip()
+    parts = want.split()
+    if content is not None:
+        digest = hashlib.sha256(content).hexdigest()[:16]
+        return tuple(parts[:3]) + (str(len(content)), "sha256:" + digest)
+    if parts[0] == "dir":
+        return tuple(parts[:3]) + ("", "")
+    if parts[0] == "symlink":
+        return ("symlink", "", parts[1], "", " ".join(parts[2:]))
+    if parts[0] == "hardlink":
+        return ("hardlink", parts[1], parts[2], "", " ".join(parts[3:]))
+    sys.exit(f"cannot read the expectation {want!r}")
+
+
+def check_expectations(case, expect_path, cand_path):
+    cfg, layers = read_archive(cand_path)
+    config, tree = cfg.get("config") or {}, tree_of(layers)
+    failed = checked = 0
+    with open(expect_path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, _, want = line.partition(" ")
+            want = want.strip()
+            checked += 1
+            if key.startswith("config.") or key == "author":
+                got = normalise(cfg.get("author") if key == "author" else config.get(key[7:]))
+                ok, got_text, want_text = got == normalise(json.loads(want)), json.dumps(got, sort_keys=True), want
+            elif want == "absent":
+                ok, got_text, want_text = key not in tree, fmt_entry(tree[key]) if key in tree else "absent", want
+            else:
+                exp = expected_entry(want)
+                got = tree.get(key)
+                ok, got_text, want_text = got == exp, fmt_entry(got) if got else "absent", fmt_entry(exp)
+            if not ok:
+                failed += 1
+                print(f"DIFF {key} ({os.path.basename(expect_path)}:{n}):\n  - expected {want_text}\n  + dfgen    {got_text}")
+    print(f"{case}: {checked} expectation(s), {failed} not met")
+    return 1 if failed else 0
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--expect":
+        return check_expectations(*sys.argv[2:5])
     if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
     case, ref_path, cand_path = sys.argv[1:4]

@@ -11,6 +11,9 @@
 # (not in the context: they are excluded by the case's .dockerignore or
 # harmless) set the build: `args` (one NAME=VALUE per line: --build-arg for
 # both builders) and `target` (a stage name: --target).
+# A case named expected/NAME (tests/differential/expected/NAME) is for what
+# BuildKit 0.8 cannot build (heredocs, COPY --parents, ...): dfgen builds it and
+# compare.py --expect checks the image against the case's `expect` file.
 # Needs dfgen, dfrun and ninja on PATH, DFGEN_STORE set (the e2e harness does
 # both), root, and the fixtures (scripts/fixtures.sh busybox debian).
 # Environment: DOCKER (default /usr/bin/docker: Debian's 20.10 client builds
@@ -45,7 +48,7 @@ docker_image() {
 prepare() {
   PATH="$(dirname "$DOCKER"):$PATH" bash "$SRC/scripts/start-dockerd.sh" || die "no docker daemon"
   local want=(busybox:latest:busybox debian:bookworm:debian) fixtures=(busybox debian) name files=()
-  for name in "$@"; do files+=("$HERE/cases/$name/Dockerfile"); done
+  for name in "$@"; do files+=("$(case_dir "$name")/Dockerfile"); done
   for name in golang gcc; do
     if grep -qs "FROM $name:latest" "${files[@]}"; then
       want+=("$name:latest:$name"); fixtures+=("$name")
@@ -61,9 +64,16 @@ prepare() {
   done
 }
 
-# run_case NAME: 0 when the images match (allowed differences aside).
+# case_dir NAME: cases/NAME, or expected/NAME for a name that starts so.
+case_dir() {
+  case $1 in expected/*) echo "$HERE/$1" ;; *) echo "$HERE/cases/$1" ;; esac
+}
+
+# run_case NAME: 0 when the images match (allowed differences aside), or for
+# an expected/ case when dfgen's image meets the expectations.
 run_case() {
-  local name=$1 ctx="$HERE/cases/$1" out="$WORK/$1"
+  local name=$1 ctx out="$WORK/$1"
+  ctx=$(case_dir "$name")
   [ -f "$ctx/Dockerfile" ] || die "no case $name"
   rm -rf "$out" && mkdir -p "$out"
   local tag="dfgen-differential/$name:latest" opts=() line
@@ -73,6 +83,15 @@ run_case() {
     done <"$ctx/args"
   fi
   [ -f "$ctx/target" ] && opts+=(--target "$(tr -d '[:space:]' <"$ctx/target")")
+  if [[ $name == expected/* ]]; then
+    if ! { dfgen "$ctx" "${opts[@]}" -B "$out/build" -t "dfgen-differential-${name//\//-}" \
+             --output "type=docker,dest=$out/dfgen.tar" && ninja -C "$out/build"; } \
+           >"$out/dfgen.log" 2>&1; then
+      echo "$name: dfgen build failed:"; tail -20 "$out/dfgen.log"; return 1
+    fi
+    python3 "$HERE/compare.py" --expect "$name" "$ctx/expect" "$out/dfgen.tar"
+    return
+  fi
   if ! DOCKER_BUILDKIT=1 "$DOCKER" build --no-cache "${opts[@]}" -t "$tag" "$ctx" >"$out/buildkit.log" 2>&1; then
     echo "$name: docker build failed:"; tail -20 "$out/buildkit.log"; return 1
   fi
@@ -93,6 +112,7 @@ main() {
   local cases=("$@") failed=() start=$SECONDS
   if [ ${#cases[@]} -eq 0 ]; then
     for d in "$HERE"/cases/*/; do cases+=("$(basename "$d")"); done
+    for d in "$HERE"/expected/*/; do [ -d "$d" ] && cases+=("expected/$(basename "$d")"); done
   fi
   mkdir -p "$WORK"
   prepare "${cases[@]}"
@@ -102,6 +122,7 @@ main() {
   for name in "${cases[@]}"; do
     if [ "$running" -ge "$jobs" ]; then wait -n || true; running=$((running - 1)); fi
     rm -f "$WORK/$name.failed"
+    mkdir -p "$(dirname "$WORK/$name")"
     ( if run_case "$name" >"$WORK/$name.out" 2>&1; then s=ok; else s=FAILED; fi
       { echo "=== $name"; cat "$WORK/$name.out"; } | flock "$WORK/.print" cat
       [ $s = ok ] || touch "$WORK/$name.failed" ) &
