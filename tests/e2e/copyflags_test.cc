@@ -32,20 +32,28 @@ struct Project {
   }
 };
 
-// A background server started by the test, stopped with it.
+// A background server started by the test, stopped with it. It is ready
+// when `port` on 127.0.0.1 accepts connections (waited for up to 30 s: a
+// loaded machine may take seconds to start python).
 struct Server {
   pid_t pid = 0;
-  explicit Server(const std::string& command) {
+  Server(const std::string& command, int port) {
     Output o = sh(command + " >/dev/null 2>&1 & echo $!");
     pid = std::atoi(o.output.c_str());
-    sh("sleep 1");
+    Output ready = sh("python3 -c " + q("import socket, sys, time\n"
+                                        "for _ in range(600):\n"
+                                        "    try:\n"
+                                        "        socket.create_connection(('127.0.0.1', " + std::to_string(port) + "), 1).close()\n"
+                                        "        sys.exit(0)\n"
+                                        "    except OSError:\n"
+                                        "        time.sleep(0.05)\n"
+                                        "sys.exit(1)\n"));
+    EXPECT_EQ(ready.exit_code, 0) << command << ": nothing listens on port " << port;
   }
   ~Server() {
     if (pid > 0) ::kill(pid, SIGTERM);
   }
 };
-
-int port_for(int offset) { return 20000 + (::getpid() % 10000) * 2 + offset; }
 
 TEST(CopyFlags, ExcludeAndParentsSelectTheSameFilesInDfgenAndDfrun) {
   Project p("select");
@@ -128,8 +136,8 @@ TEST(CopyFlags, AddUrlDownloadsWithChecksumModeAndTime) {
   sh("touch -d @1600000000 " + q(srv + "/data.txt"));
   std::string sum = sh("sha256sum " + q(srv + "/data.txt") + " | cut -d' ' -f1").output;
   sum.pop_back();
-  int port = port_for(0);
-  Server http("python3 -m http.server " + std::to_string(port) + " --bind 127.0.0.1 --directory " + q(srv));
+  int port = free_port();
+  Server http("python3 -m http.server " + std::to_string(port) + " --bind 127.0.0.1 --directory " + q(srv), port);
   std::string url = "http://127.0.0.1:" + std::to_string(port) + "/data.txt";
   write_file(p.ctx + "/Dockerfile", "FROM busybox\nADD " + url + " /dl/\nADD --checksum=sha256:" + sum +
                                         " " + url + " /dl/checked\n");
@@ -165,7 +173,7 @@ TEST(CopyFlags, AddUnpackExtractsARemoteArchiveAndKeepsALocalOne) {
   ASSERT_EQ(sh("tar -C " + q(p.ctx) + " -czf " + q(srv + "/pkg.tar.gz") + " pkg && tar -C " + q(p.ctx) + " -cf " +
                q(p.ctx + "/local.tar") + " pkg && rm -r " + q(p.ctx + "/pkg")).exit_code, 0);
   int port = free_port();
-  Server http("python3 -m http.server " + std::to_string(port) + " --bind 127.0.0.1 --directory " + q(srv));
+  Server http("python3 -m http.server " + std::to_string(port) + " --bind 127.0.0.1 --directory " + q(srv), port);
   std::string url = "http://127.0.0.1:" + std::to_string(port) + "/pkg.tar.gz";
   write_file(p.ctx + "/Dockerfile", "FROM busybox\nADD --unpack=true " + url + " /remote/\nADD " + url +
                                         " /plain/\nADD --unpack=false local.tar /kept/\nADD local.tar /default/\n"
@@ -200,9 +208,9 @@ TEST(CopyFlags, AddGitClonesAtRefWithoutOrWithGitDir) {
                    " git push -q " + q(repos + "/repo.git") + " main --tags;"
                    " git --git-dir=" + q(repos + "/repo.git") + " symbolic-ref HEAD refs/heads/main");
   ASSERT_EQ(made.exit_code, 0) << made.output;
-  int port = port_for(1);
+  int port = free_port();
   Server daemon("git daemon --export-all --reuseaddr --base-path=" + q(repos) + " --listen=127.0.0.1 --port=" +
-                std::to_string(port));
+                std::to_string(port), port);
   std::string remote = "git://127.0.0.1:" + std::to_string(port) + "/repo.git";
   Project p("git");
   write_file(p.ctx + "/Dockerfile", with_nonce("FROM busybox\nRUN echo @NONCE@\nADD " + remote + "#v1 /src/\n"
