@@ -265,8 +265,9 @@ TEST(Reproducible, RegenerationKeepsTheEpochAndBadValuesAreRefused) {
 const char* kUser = "dfgen-test";
 
 // Files owned by others than root (RUN chown, COPY --chown, a 65534 tree), a
-// setuid file, a sticky dir, whiteouts of base files, directories a later
-// step replaces (opaque), links, ENV and LABEL, COPY --from. The final stage
+// setuid file, a sticky dir, an appended base file (overlay copy-up),
+// whiteouts of base files, directories a later step replaces (opaque), links,
+// ENV and LABEL, COPY --from. The final stage
 // makes its own: COPY --from without --chown gives root the copied files.
 constexpr const char* kUsersDockerfile = R"(FROM dfgen-fixtures/busybox:bookworm AS build
 ARG SOURCE_DATE_EPOCH
@@ -288,7 +289,7 @@ LABEL org.example.reproducible=yes
 COPY --from=build /out /opt/out
 COPY --from=build --chown=1000:1000 /srv/app/app /opt/app
 COPY --chown=1234:2345 tool.sh /bin/tool
-RUN echo owned > /etc/owned && chown 1000:1000 /etc/owned \
+RUN echo owned > /etc/owned && chown 1000:1000 /etc/owned && echo app:x:1000:1000::/:/bin/sh >> /etc/passwd \
  && mkdir -p /home/nobody && echo n > /home/nobody/n && chown -R 65534:65534 /home/nobody \
  && cp /bin/busybox /usr/bin/suid && chmod 4755 /usr/bin/suid && mkdir -m 1777 /scratch \
  && rm /bin/arch && rm -rf /opt/out/deep && mkdir /opt/out/deep && echo final > /opt/out/deep/final
@@ -435,9 +436,9 @@ TEST(Reproducible, TwoUsersRootAndRootlessGiveTheSameDigest) {
 
   // Both run it alike.
   for (const Side* s : {&root, &user}) {
-    Output ran = s->run("dfrun run repro-users-e2e sh -c 'id -u; stat -c %u:%g /etc/owned /opt/app/main.txt "
+    Output ran = s->run("dfrun run repro-users-e2e sh -c 'id -un; stat -c %u:%g /etc/owned /opt/app/main.txt "
                         "/home/nobody/n /bin/tool /opt/out/owned; env | grep -c ^MODE=repro; ls /opt/out/deep'");
-    EXPECT_EQ(ran.output, "1000\n1000:1000\n1000:1000\n65534:65534\n1234:2345\n0:0\n1\nfinal\n") << s->name;
+    EXPECT_EQ(ran.output, "app\n1000:1000\n1000:1000\n65534:65534\n1234:2345\n0:0\n1\nfinal\n") << s->name;
   }
 }
 
