@@ -3,7 +3,8 @@
 // first NUL into a spec and a result file. Every path the spec names is
 // redirected into a scratch dir (parent and from -> the fuzzed result file,
 // context -> a small fixed context, result -> a scratch file), so a spec only
-// ever reads the input and writes into a scratch store. `run` ops are read
+// ever reads the input and writes into a scratch store (image outputs and
+// cache imports/exports are dropped). `run` ops are read
 // but not executed (they would start containers). execute_spec must return
 // an error or succeed; its readers type-check every spec field
 // (runner/step/spec_field.h), and a json type error that still escaped one
@@ -49,12 +50,16 @@ Scratch& scratch() {
   return *s;
 }
 
-// Points every path of the spec into the scratch dir; false for specs that
-// must not be executed here.
+// Points every path of the spec into the scratch dir, and drops what would
+// reach outside it (image outputs, which write to any path or push to a
+// registry; --cache-from/--cache-to sources); false for specs that must not
+// be executed here.
 bool confine(dfgen::Json& spec, const std::string& root) {
   if (!spec.is_object()) return true;
+  spec.erase("cache");
   auto op = spec.find("op");
   if (op != spec.end() && op->is_object()) {
+    op->erase("outputs");
     auto kind = op->find("kind");
     if (kind != op->end() && kind->is_string() && *kind != "copy" && *kind != "add" && *kind != "workdir" &&
         *kind != "image")
