@@ -348,3 +348,32 @@ TEST(Registry, ErrorsLeaveNothingHalfWritten) {
 
 }  // namespace
 }  // namespace dfgen::e2e
+
+// dfgen --compression=zstd: the image's own layers go to the registry as zstd
+// (the base's stay as they are), skopeo reads their media types, and a fresh
+// store pulls the image back and runs it.
+TEST(Registry, ZstdLayersPushedPulledAndRun) {
+  Registry reg(Registry::Mode::kPlain);
+  std::string store = fresh_store(), ctx = temp_dir("registry-zstd-ctx"), b = temp_dir("registry-zstd-build");
+  ASSERT_EQ(sh(in_store(store, "dfrun import " + q(fixture("busybox")) + " -t zstd-base:1")).exit_code, 0);
+  std::string app = reg.host() + "/app/zstd:1";
+  write_file(ctx + "/Dockerfile", "FROM zstd-base:1\nRUN echo packed > /z\nCOPY f /f\nCMD [\"cat\", \"/z\", \"/f\"]\n");
+  write_file(ctx + "/f", "file\n");
+  Output gen = sh(reg.env() + in_store(store, "dfgen " + q(ctx) + " -B " + q(b) + " -t " + app +
+                                                  " --compression=zstd,level=9 --output type=registry"));
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  Output build = sh(reg.env() + in_store(store, "ninja -C " + q(b)));
+  ASSERT_EQ(build.exit_code, 0) << build.output;
+  Output types = sh("skopeo inspect --raw --tls-verify=false docker://" + app +
+                    " | grep -o 'application/vnd.oci.image.layer.v1.tar[+a-z]*'");
+  ASSERT_EQ(types.exit_code, 0) << types.output;
+  EXPECT_EQ(types.output.substr(types.output.find('\n') + 1),
+            "application/vnd.oci.image.layer.v1.tar+zstd\napplication/vnd.oci.image.layer.v1.tar+zstd\n")
+      << types.output;
+  std::string pull_store = fresh_store();
+  Output pulled = sh(reg.env() + in_store(pull_store, "dfrun pull " + app));
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.output;
+  Output ran = sh(in_store(pull_store, "dfrun run " + app));
+  EXPECT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_EQ(ran.output, "packed\nfile\n");
+}
