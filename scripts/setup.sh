@@ -17,6 +17,7 @@ packages=(
   buildah time   # bench/run.sh: a peer builder; /usr/bin/time -v for peak RSS
   python3 ca-certificates git   # git: ADD of git repositories (dfrun clones with it)
   openssh-client   # e2e: a real ssh-agent, ssh-keygen and ssh-add for RUN --mount=type=ssh
+  libcap2-bin   # e2e repro: setcap gives a base image file a capability (an xattr)
 )
 
 missing=()

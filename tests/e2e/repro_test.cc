@@ -267,7 +267,9 @@ const char* kUser = "dfgen-test";
 // Files owned by others than root (RUN chown, COPY --chown, a 65534 tree), a
 // setuid file, a sticky dir, an appended base file (overlay copy-up),
 // whiteouts of base files, directories a later step replaces (opaque), links,
-// ENV and LABEL, COPY --from. The final stage
+// ENV and LABEL, COPY --from. The caps stage's base has a file with a
+// capability (security.capability, made by capbase_archive) that its RUN
+// copies up (chmod): the xattr as a user namespace reads it. The final stage
 // makes its own: COPY --from without --chown gives root the copied files.
 constexpr const char* kUsersDockerfile = R"(FROM dfgen-fixtures/busybox:bookworm AS build
 ARG SOURCE_DATE_EPOCH
@@ -283,12 +285,16 @@ RUN mkdir -p /out/deep /out/nobody && cat app/main.txt app/sub/data.txt > /out/a
 RUN rm /srv/gone /bin/arch && rm -rf /out/deep && mkdir /out/deep && echo again > /out/deep/again \
  && echo more >> /out/owned
 
+FROM dfgen-e2e/capbase:1 AS caps
+RUN chmod 750 /bin/capfile && echo new > /bin/new
+
 FROM dfgen-fixtures/busybox:bookworm
 ENV MODE=repro PATH=/opt/out:$PATH
 LABEL org.example.reproducible=yes
 COPY --from=build /out /opt/out
 COPY --from=build --chown=1000:1000 /srv/app/app /opt/app
 COPY --chown=1234:2345 tool.sh /bin/tool
+COPY --from=caps /bin/new /opt/new
 RUN echo owned > /etc/owned && chown 1000:1000 /etc/owned && echo app:x:1000:1000::/:/bin/sh >> /etc/passwd \
  && mkdir -p /home/nobody && echo n > /home/nobody/n && chown -R 65534:65534 /home/nobody \
  && cp /bin/busybox /usr/bin/suid && chmod 4755 /usr/bin/suid && mkdir -m 1777 /scratch \
@@ -305,6 +311,24 @@ void write_users_context(const std::string& dir) {
   Output m = sh("cd " + q(dir) + " && chmod 0755 tool.sh app app/sub && chmod 0644 Dockerfile "
                 "app/main.txt app/sub/data.txt");
   ASSERT_EQ(m.exit_code, 0) << m.output;
+}
+
+// A docker-archive of one layer: static busybox as /bin/sh, and /bin/capfile
+// with cap_net_raw (busybox cannot set a capability itself). Made in `dir`.
+std::string capbase_archive(const std::string& dir) {
+  Output made = sh("set -e; cd " + q(dir) + "; mkdir -p root/bin arch; cp /bin/busybox root/bin/; "
+                   "ln -s busybox root/bin/sh; printf x > root/bin/capfile; chmod 755 root/bin/capfile; "
+                   "PATH=$PATH:/usr/sbin:/sbin setcap cap_net_raw+ep root/bin/capfile; "
+                   "tar --xattrs --xattrs-include='security.*' --numeric-owner --owner=0 --group=0 "
+                   "--mtime=@1600000000 --sort=name -cf arch/layer.tar -C root .; "
+                   "d=$(sha256sum arch/layer.tar | cut -d' ' -f1); "
+                   "printf '{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{},"
+                   "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:%s\"]}}' $d > arch/config.json; "
+                   "echo '[{\"Config\":\"config.json\",\"RepoTags\":[\"dfgen-e2e/capbase:1\"],"
+                   "\"Layers\":[\"layer.tar\"]}]' > arch/manifest.json; "
+                   "tar -cf capbase.tar -C arch manifest.json config.json layer.tar");
+  EXPECT_EQ(made.exit_code, 0) << made.output;
+  return dir + "/capbase.tar";
 }
 
 // One side of the comparison: its store and build dir, and how it runs a command.
@@ -353,7 +377,7 @@ std::string explain_difference(const Side& a, const Side& b) {
   for (size_t i = 0; i < std::min(la.size(), lb.size()); ++i) {
     if (i < da.size() && i < db.size() && da[i] == db[i]) continue;
     auto list = [](const Side& s, const std::string& digest) {
-      return "TZ=UTC tar --xattrs -tvv --numeric-owner --full-time -f " + q(s.blob(digest));
+      return "TZ=UTC tar --xattrs --xattrs-include='*' -tvv --numeric-owner --full-time -f " + q(s.blob(digest));
     };
     out += "layer " + std::to_string(i) + ": " + (i < da.size() ? da[i].dump() : "?") + " vs " +
            (i < db.size() ? db[i].dump() : "?") + "\n" +
@@ -382,14 +406,17 @@ TEST(Reproducible, TwoUsersRootAndRootlessGiveTheSameDigest) {
   Side user{kUser, user_home + "/store", user_home + "/b", nullptr};
   user.run = [user_home](const std::string& c) { return sh_as(kUser, user_home, c); };
   write_users_context(user_home + "/src/ctx");
-  Output own = sh("cp " + q(tar) + " " + q(user_home + "/base.tar") + " && chown -R " + kUser + ": " +
-                  q(user_home));
+  std::string caps = capbase_archive(root_dir);
+  Output own = sh("cp " + q(tar) + " " + q(user_home + "/base.tar") + " && cp " + q(caps) + " " +
+                  q(user_home + "/capbase.tar") + " && chown -R " + kUser + ": " + q(user_home));
   ASSERT_EQ(own.exit_code, 0) << own.output;
 
   auto t0 = std::chrono::steady_clock::now();
-  for (auto [side, ctx, base] : {std::tuple{&root, root_dir + "/ctx", tar},
-                                 std::tuple{&user, user_home + "/src/ctx", user_home + "/base.tar"}}) {
-    Output imp = side->run("dfrun import " + q(base) + " -t dfgen-fixtures/busybox:bookworm");
+  for (auto [side, ctx, dir] : {std::tuple{&root, root_dir + "/ctx", root_dir},
+                                std::tuple{&user, user_home + "/src/ctx", user_home}}) {
+    std::string base = side == &root ? tar : dir + "/base.tar";
+    Output imp = side->run("dfrun import " + q(base) + " -t dfgen-fixtures/busybox:bookworm && dfrun import " +
+                           q(dir + "/capbase.tar"));
     ASSERT_EQ(imp.exit_code, 0) << side->name << ": " << imp.output;
     Output gen = side->run(epoch + "dfgen " + q(ctx) + " -B " + q(side->build) + " -t repro-users-e2e");
     ASSERT_EQ(gen.exit_code, 0) << side->name << ": " << gen.output;
@@ -407,7 +434,7 @@ TEST(Reproducible, TwoUsersRootAndRootlessGiveTheSameDigest) {
 
   // Shareable keys, one image.
   auto keys = keys_of(root);
-  EXPECT_EQ(keys.size(), 9u);   // WORKDIR, COPY, COPY, RUN, RUN; COPY, COPY, COPY, RUN
+  EXPECT_EQ(keys.size(), 11u);   // WORKDIR, COPY, COPY, RUN, RUN; RUN; COPY, COPY, COPY, COPY, RUN
   EXPECT_EQ(keys, keys_of(user)) << explain_difference(root, user);
   EXPECT_EQ(root.digest(), user.digest()) << explain_difference(root, user);
   EXPECT_EQ(root.image_result(), user.image_result());
@@ -424,7 +451,8 @@ TEST(Reproducible, TwoUsersRootAndRootlessGiveTheSameDigest) {
     const Json& layers = result["layers"];
     if (layers.empty()) continue;
     std::string top = layers.back()["digest"];   // the step's own layer
-    entries += sh("TZ=UTC tar -tv --numeric-owner --full-time -f " + q(root.blob(top))).output;
+    entries += sh("TZ=UTC tar --xattrs --xattrs-include='*' -tvv --numeric-owner --full-time -f " +
+                  q(root.blob(top))).output;
   }
   EXPECT_EQ(count_lines_with(entries, " 1000/1000 "), 7) << entries;
   EXPECT_EQ(count_lines_with(entries, " 1234/2345 "), 2) << entries;
@@ -433,6 +461,9 @@ TEST(Reproducible, TwoUsersRootAndRootlessGiveTheSameDigest) {
   EXPECT_EQ(count_lines_with(entries, "drwxrwxrwt"), 1) << entries;
   EXPECT_EQ(count_lines_with(entries, "bin/.wh.arch"), 2) << entries;
   EXPECT_EQ(count_lines_with(entries, "out/deep/.wh..wh..opq"), 2) << entries;
+  EXPECT_EQ(count_lines_with(entries, "-rwxr-x---* 0/0               1 2020-09-13 12:26:40 bin/capfile"), 1)
+      << entries;
+  EXPECT_EQ(count_lines_with(entries, "x: 20 security.capability"), 1) << entries;
 
   // Both run it alike.
   for (const Side* s : {&root, &user}) {
