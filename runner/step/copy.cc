@@ -228,11 +228,11 @@ Status copy_entry(int src_dir_fd, const std::string& src_rel, int root_fd, const
   if (::fstatat(src_dir_fd, src_rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
     return Error::sys("stat " + src_rel);
   auto [parent, name] = split_parent(dest);
-  DFGEN_TRY(UniqueFd dir, open_dir_in_root(root_fd, parent, true));
+  // As BuildKit, the directories a COPY creates on the way belong to --chown's owner.
+  DFGEN_TRY(UniqueFd dir, open_dir_in_root(root_fd, parent, true, o.owner.set ? o.owner.uid : 0,
+                                           o.owner.set ? o.owner.gid : 0));
   struct stat existing;
   bool exists = ::fstatat(dir.get(), name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
-  if (S_ISDIR(st.st_mode)) {
-    if (exists && !S_ISDIR(existing.st_mode)) {
   if (direct) {
     DFGEN_TRY(std::string tar_name, direct->tar_name(dir.get(), name));
     direct->files.erase(tar_name);   // replaced by this entry, as a file in the root would be
@@ -259,6 +259,13 @@ Status copy_entry(int src_dir_fd, const std::string& src_rel, int root_fd, const
       return ok_status();
     }
   }
+  if (S_ISDIR(st.st_mode)) {
+    if (exists && S_ISLNK(existing.st_mode)) {
+      // A link to a directory stays: BuildKit copies through it (inside the root).
+      auto target = stat_in_root(root_fd, dest);
+      if (target && S_ISDIR(target->st_mode)) return ok_status();
+    }
+    if (exists && !S_ISDIR(existing.st_mode)) {
       if (::unlinkat(dir.get(), name.c_str(), 0) != 0) return Error::sys("replace " + dest);
       exists = false;
     }
@@ -396,6 +403,7 @@ Status append_digests(const StepInput& in, const context::Selection& sel, Json& 
     if (S_ISREG(st.st_mode)) {
       // Through the stat cache when there is one: an unchanged file is not read.
       DFGEN_TRY(std::string digest, in.stat_cache ? in.stat_cache->digest(rel, st) : sha256_file(abs));
+      hashed_files()[&in.spec].insert_or_assign(rel, Hashed{StatKey::of(st), digest});
       entry.push_back(digest);
     } else if (S_ISLNK(st.st_mode)) {
       char buf[PATH_MAX];
@@ -403,7 +411,6 @@ Status append_digests(const StepInput& in, const context::Selection& sel, Json& 
       if (n < 0) return Error::sys("read link " + rel);
       entry.push_back(std::string(buf, static_cast<size_t>(n)));
     }
-      hashed_files()[&in.spec].insert_or_assign(rel, Hashed{StatKey::of(st), digest});
     inputs.push_back(std::move(entry));
   }
   return ok_status();
@@ -499,13 +506,6 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     held.push_back(std::move(pfd));
   }
 
-  std::map<std::pair<dev_t, ino_t>, std::string> links;
-  opts.links = &links;
-  std::string dest = op.value("dest", "/");
-  bool dest_is_dir = dest.back() == '/';
-  // As BuildKit, directories this COPY creates for dest belong to --chown's owner.
-  uid_t dest_uid = opts.owner.set ? opts.owner.uid : 0;
-  gid_t dest_gid = opts.owner.set ? opts.owner.gid : 0;
   std::optional<Direct> direct;
   if (!add && context_fd) {
     direct.emplace();
@@ -514,6 +514,13 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     direct->hashed = &hashed_files()[&in.spec];
   }
   Direct* dp = direct ? &*direct : nullptr;
+  std::map<std::pair<dev_t, ino_t>, std::string> links;
+  opts.links = &links;
+  std::string dest = op.value("dest", "/");
+  bool dest_is_dir = dest.back() == '/';
+  // As BuildKit, directories this COPY creates for dest belong to --chown's owner.
+  uid_t dest_uid = opts.owner.set ? opts.owner.uid : 0;
+  gid_t dest_gid = opts.owner.set ? opts.owner.gid : 0;
   bool many = items.size() + heredocs.size() > 1;
   for (const auto& item : items) {
     std::string base = dest;   // where a directory's contents go
@@ -566,6 +573,12 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     std::string target = dest;
     auto existing = stat_in_root(root.get(), dest);
     if (dest_is_dir || many || (existing && S_ISDIR(existing->st_mode))) target = join_dest(dest, name);
+    if (dp) {
+      auto [parent, base] = split_parent(target);
+      DFGEN_TRY(UniqueFd pfd, open_dir_in_root(root.get(), parent, true));
+      DFGEN_TRY(std::string tar_name, dp->tar_name(pfd.get(), base));
+      dp->files.erase(tar_name);
+    }
     DFGEN_CHECK(write_heredoc(root.get(), target, content, opts));
   }
   root.reset();
@@ -576,9 +589,3 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
 }
 
 }  // namespace dfgen::step
-    if (dp) {
-      auto [parent, base] = split_parent(target);
-      DFGEN_TRY(UniqueFd pfd, open_dir_in_root(root.get(), parent, true));
-      DFGEN_TRY(std::string tar_name, dp->tar_name(pfd.get(), base));
-      dp->files.erase(tar_name);
-    }
