@@ -174,10 +174,17 @@ Result<Json> source_map(Store& store, const Json& source, registry::Client* clie
 }
 
 // `key` in the `section` ("steps" or "mounts") of the first source that has
-// it: the entry {"layer": ...}, its layer blob fetched into the store.
+// it: the entry {"layer": ...}, its layer blob fetched into the store. A
+// source that cannot be read (a branch's tag not pushed yet, a registry down)
+// does not hide the ones after it: the next source is asked, and the first
+// such error is returned only when no source has the key.
 Result<std::optional<Json>> lookup(Store& store, const std::vector<Json>& sources, const char* section,
                                    std::string_view key, const std::string& name) {
   std::optional<registry::Client> client;
+  std::optional<Error> first_error;
+  auto failed = [&](Error e) {
+    if (!first_error) first_error = std::move(e);
+  };
   for (const auto& source : sources) {
     if (source.value("type", "") == "registry" && !client) {
       DFGEN_TRY(registry::Config config, registry::load_config());
@@ -186,20 +193,29 @@ Result<std::optional<Json>> lookup(Store& store, const std::vector<Json>& source
     registry::Client* c = client ? &*client : nullptr;
     std::string what = "cache " + source.value("ref", source.value("dir", ""));
     auto map = source_map(store, source, c);
-    if (!map.ok()) return std::move(map).error().context(what);
+    if (!map.ok()) {
+      failed(std::move(map).error().context(what));
+      continue;
+    }
     Json entries = map->value(section, Json::object());
     auto it = entries.find(std::string(key));
     if (it == entries.end()) continue;
     Json layer = it->value("layer", Json());
     if (!layer.is_null()) {
       auto d = Descriptor::from_json(layer);
-      if (!d.ok() || !is_sha256_digest(layer.value("diff_id", "")))
-        return Error(fmt::format("{}: {} {}: malformed layer", what, name, key));
+      if (!d.ok() || !is_sha256_digest(layer.value("diff_id", ""))) {
+        failed(Error(fmt::format("{}: {} {}: malformed layer", what, name, key)));
+        continue;
+      }
       auto fetched = fetch_source_blob(store, source, c, *d);
-      if (!fetched.ok()) return std::move(fetched).error().context(what);
+      if (!fetched.ok()) {
+        failed(std::move(fetched).error().context(what));
+        continue;
+      }
     }
     return std::optional<Json>(Json{{"layer", layer}});
   }
+  if (first_error) return std::move(*first_error);
   return std::optional<Json>();
 }
 

@@ -161,5 +161,20 @@ TEST_F(RemoteCacheLocal, MissingLayoutIsAnError) {
   EXPECT_NE(got.error().message.find("nowhere/index.json"), std::string::npos) << got.error().message;
 }
 
+TEST_F(RemoteCacheLocal, AnUnreadableSourceDoesNotHideTheNextOne) {
+  std::string k = add_step("layer of main's cache");
+  auto entries = entries_of(*a_, {k});
+  ASSERT_TRUE(entries.ok());
+  ASSERT_TRUE(export_cache(*a_, *entries, local("main")).ok());
+  // The branch's cache was never written: main's still answers.
+  auto got = import_entry(*b_, {local("branch"), local("main")}, k);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_TRUE(got->has_value());
+  // No source has the key: the unreadable one is what is reported.
+  auto miss = import_entry(*b_, {local("branch"), local("main")}, sha256_digest("never built"));
+  ASSERT_FALSE(miss.ok());
+  EXPECT_NE(miss.error().message.find("branch/index.json"), std::string::npos) << miss.error().message;
+}
+
 }  // namespace
 }  // namespace dfgen::remote_cache
