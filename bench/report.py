@@ -2,7 +2,7 @@
 """Markdown tables for bench/run.sh: medians per scenario, case and tool, and
 each peer's median divided by dfgen's (above 1: dfgen is faster).
 
-usage: report.py RESULTS.csv RSS.csv BIG_MIB MACHINE_TEXT
+usage: report.py RESULTS.csv RSS.csv BIG_MIB MACHINE_TEXT [SIZES.csv]
 """
 import csv
 import statistics
@@ -13,9 +13,10 @@ SCENARIOS = {
     "1": "Go hello world, two stages",
     "2": "four independent `RUN sleep 2` stages feeding a final stage",
     "3": "`COPY . /app`, 20,000 files / ~100 MB",
-    "4": "one {big} MiB random layer, build + export to a docker archive",
+    "4": "one {big} MiB layer (random, or zeros), cold build + export",
     "5": "50 consecutive small RUN steps",
     "6": "an unused stage that sleeps 5 s",
+    "7": "CMake monorepo: two C++ programs, two images (add_docker_image)",
 }
 TOOL_NAMES = {
     "dfgen": "dfgen + ninja",
@@ -84,6 +85,20 @@ def main():
             v = times.get((sc, case, t))
             cells.append("—" if not v else f"{secs(min(v))}–{secs(max(v))}")
         out.append("| " + " | ".join(cells) + " |")
+
+    if len(sys.argv) > 5:
+        sizes = list(csv.DictReader(open(sys.argv[5])))
+        if sizes:
+            gz = {r["layer"]: int(r["bytes"]) for r in sizes if r["tool"] == "gzip -6"}
+            out.append("")
+            out.append("Scenario 4's layer blob in the OCI archive (bytes; `gzip -6` is the "
+                       "same layer tar through `gzip -6`, for the compression ratio):\n")
+            out.append("| layer | tool | bytes | / gzip -6 |")
+            out.append("|---|---|---|---|")
+            for r in sizes:
+                ref = gz.get(r["layer"])
+                ratio = f"{int(r['bytes']) / ref:.3f}" if ref else "—"
+                out.append(f"| {r['layer']} | {TOOL_NAMES.get(r['tool'], r['tool'])} | {int(r['bytes']):,} | {ratio} |")
 
     rows = list(csv.DictReader(open(rss)))
     if rows:

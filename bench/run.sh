@@ -7,10 +7,13 @@
 #
 # Usage: bash bench/run.sh            (as root; starts dockerd if needed)
 # Env:   BENCH_N=3                    repetitions
-#        BENCH_BIG_MIB=256            size of scenario 4's layer
-#        BENCH_RSS_MIB="64 256"       the two sizes dfrun's peak RSS is measured at
+#        BENCH_BIG_MIB=1024           size of scenario 4's layers (random, and zeros)
+#        BENCH_BIG_TOOLS="dfgen buildkit buildah"   the tools scenario 4 runs (its 1 GiB
+#                                     builds are the longest part; the legacy builder's
+#                                     export is the same `docker save` as BuildKit's)
+#        BENCH_RSS_MIB="64 1024"      the two sizes dfrun's peak RSS is measured at
 #        BENCH_TOOLS="dfgen buildkit legacy buildah"   (missing peers are left out)
-#        BENCH_SCENARIOS="1 2 3 4 5 6"
+#        BENCH_SCENARIOS="1 2 3 4 5 6 7"
 #        BENCH_BIN=DIR                dfgen/dfrun to use (default: build them in build/)
 #        BENCH_WORK=DIR               scratch (default /var/tmp/dfgen-bench)
 #        BENCH_OUT=FILE               the markdown report
@@ -23,9 +26,10 @@ cd "$(dirname "$0")/.."
 top=$PWD
 
 N=${BENCH_N:-3}
-BIG_MIB=${BENCH_BIG_MIB:-256}
-RSS_MIB=${BENCH_RSS_MIB:-"64 256"}
-SCENARIOS=${BENCH_SCENARIOS:-"1 2 3 4 5 6"}
+BIG_MIB=${BENCH_BIG_MIB:-1024}
+BIG_TOOLS=${BENCH_BIG_TOOLS:-"dfgen buildkit buildah"}
+RSS_MIB=${BENCH_RSS_MIB:-"64 1024"}
+SCENARIOS=${BENCH_SCENARIOS:-"1 2 3 4 5 6 7"}
 WORK=${BENCH_WORK:-/var/tmp/dfgen-bench}
 OUT=${BENCH_OUT:-$top/docs/benchmarks.md}
 DOCKER=/usr/bin/docker   # Debian's docker.io client: `build` without buildx
@@ -62,6 +66,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 RESULTS=$WORK/results.csv
 echo "scenario,case,tool,rep,seconds" >"$RESULTS"
+echo "layer,tool,bytes" >"$WORK/sizes.csv"
 
 # Base images into every peer (not timed).
 for t in "${tools[@]}"; do
@@ -251,23 +256,70 @@ run_s3() {
   timed 3 "one file changed" "$tool" "$rep" build "$tool" 3
 }
 
+# Scenario 4: one RUN writing BIG_MIB MiB, random (4r) or zeros (4z), built
+# cold and exported: to a docker archive (every tool: dfgen's image edge,
+# `docker save`, `buildah push docker-archive:`) and to an OCI archive with
+# gzip layers (dfgen's image edge, `buildah push oci-archive:`; Docker 20.10's
+# BuildKit has no OCI exporter without buildx). Layer sizes go to sizes.csv.
 setup_s4() {
-  local ctx=$WORK/s4/ctx
-  mkdir -p "$ctx"
-  printf 'FROM busybox\nARG MIB=%s\nRUN dd if=/dev/urandom of=/big bs=1048576 count=$MIB 2>/dev/null\n' \
-    "$BIG_MIB" >"$ctx/Dockerfile"
+  local kind src
+  for kind in r z; do
+    src=/dev/urandom; [ $kind = z ] && src=/dev/zero
+    mkdir -p "$WORK/s4$kind/ctx"
+    printf 'FROM busybox\nARG MIB=%s\nRUN dd if=%s of=/big bs=1048576 count=$MIB 2>/dev/null\n' \
+      "$BIG_MIB" "$src" >"$WORK/s4$kind/ctx/Dockerfile"
+  done
 }
 s4_build_export() {
-  local tool=$1
-  cold "$tool" 4 busybox
-  export_archive "$tool" 4 "$WORK/s4/out.tar"
+  local tool=$1 sc=$2 fmt=$3 dest=$4
+  cold "$tool" "$sc" busybox
+  case $tool:$fmt in
+    dfgen:*) ;;   # the image edge wrote it (--output)
+    buildah:oci) rm -f "$dest"; buildah push -q "$TAGP-s$sc" oci-archive:"$dest:$TAGP-s$sc" ;;
+    *) export_archive "$tool" "$sc" "$dest" ;;
+  esac
+}
+# "SIZE PATH" of the last layer of an OCI archive's (first) image: the big layer.
+last_layer() {
+  python3 - "$1" <<'PY'
+import json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+blob = lambda d: "blobs/" + d.replace(":", "/")
+index = json.load(t.extractfile("index.json"))
+m = json.load(t.extractfile(blob(index["manifests"][0]["digest"])))
+while "manifests" in m:
+    m = json.load(t.extractfile(blob(m["manifests"][0]["digest"])))
+layer = m["layers"][-1]
+print(layer["size"], blob(layer["digest"]))
+PY
 }
 run_s4() {
-  local tool=$1 rep=$2
-  dfgen_args=(--output "type=docker,dest=$WORK/s4/out.tar")
-  prepare_cold "$tool" 4 busybox
-  timed 4 "cold build + export" "$tool" "$rep" s4_build_export "$tool"
-  rm -f "$WORK/s4/out.tar"
+  local tool=$1 rep=$2 kind fmt sc dest what
+  case " $BIG_TOOLS " in *" $tool "*) ;; *) return 0 ;; esac
+  for kind in r z; do
+    sc=4$kind; what=random; [ $kind = z ] && what=zeros
+    for fmt in docker oci; do
+      [ $fmt = oci ] && [ "$tool" != dfgen ] && [ "$tool" != buildah ] && continue
+      dest=$WORK/s4/out-$tool-$kind.$fmt.tar
+      mkdir -p "$WORK/s4"
+      dfgen_args=(--output "type=$fmt,dest=$dest")
+      prepare_cold "$tool" "$sc" busybox
+      local label="docker archive"; [ $fmt = oci ] && label="OCI archive (gzip)"
+      timed 4 "$what: build + $label" "$tool" "$rep" s4_build_export "$tool" "$sc" "$fmt" "$dest"
+      if [ "$rep" = 1 ] && [ $fmt = oci ]; then
+        local size blob tmp=$WORK/s4/blob
+        read -r size blob < <(last_layer "$dest")
+        echo "$what,$tool,$size" >>"$WORK/sizes.csv"
+        if [ "$tool" = dfgen ]; then
+          # gzip -6 of the same layer tar, for the compression ratio.
+          rm -rf "$tmp"; mkdir -p "$tmp"; tar -xf "$dest" -C "$tmp" "$blob"
+          echo "$what,gzip -6,$(gzip -dc "$tmp/$blob" | gzip -6 | wc -c)" >>"$WORK/sizes.csv"
+          rm -rf "$tmp"
+        fi
+      fi
+      rm -f "$dest"
+    done
+  done
 }
 
 setup_s5() {
@@ -295,6 +347,59 @@ run_s6() {
   dfgen_args=()
   prepare_cold "$tool" 6 busybox
   timed 6 cold "$tool" "$rep" cold "$tool" 6 busybox
+}
+
+# Scenario 7: a CMake monorepo with code and images (examples/monorepo): a
+# static C++ server and client, and two images of them (server-image,
+# cli-image). dfgen: one CMake build, add_docker_image() puts the image edges
+# in CMake's own build.ninja. Peers: the same CMake build of the binaries,
+# staged into a context, then one `build --target` per image. Timed: cold
+# (configure + build), no-op, and one .cpp edited (a string in server.cpp:
+# the server is recompiled and relinked, its image rebuilt).
+setup_s7() {
+  mkdir -p "$WORK/s7"
+  cp -r "$top/examples/monorepo" "$WORK/s7/src"
+  cp "$WORK/s7/src/Dockerfile" "$WORK/s7/Dockerfile.peer"
+}
+s7_build() {
+  local tool=$1 b=$WORK/s7/build-$1
+  if [ ! -f "$b/build.ninja" ]; then
+    cmake -S "$WORK/s7/src" -B "$b" -G Ninja -DDFGEN_MODULE_DIR="$top/cmake-modules" \
+      -DDFGEN_EXECUTABLE="$BENCH_BIN/dfgen" -DDFGEN_STORE="$WORK/s7/store" -DBUSYBOX_IMAGE=busybox:latest
+  fi
+  if [ "$tool" = dfgen ]; then ninja -C "$b"; return; fi
+  ninja -C "$b" echo-server echo-cli
+  local ctx=$WORK/s7/ctx-$tool
+  mkdir -p "$ctx"
+  cp "$WORK/s7/Dockerfile.peer" "$ctx/Dockerfile"
+  cp -p "$b/echo-server" "$b/echo-cli" "$ctx/"
+  local t
+  for t in server cli; do
+    case $tool in
+      buildkit) DOCKER_BUILDKIT=1 $DOCKER build -q --target $t -t "$TAGP-s7-$t" "$ctx" ;;
+      legacy) DOCKER_BUILDKIT=0 $DOCKER build -q --target $t -t "$TAGP-s7-$t" "$ctx" ;;
+      buildah) buildah bud --layers -q --target $t -t "$TAGP-s7-$t" "$ctx" ;;
+    esac
+  done
+}
+s7_edit() { sed -i "s|echo-server: listening on|echo-server ($1): listening on|; s|echo-server ([^)]*): listening on|echo-server ($1): listening on|" "$WORK/s7/src/src/server.cpp"; }
+run_s7() {
+  local tool=$1 rep=$2
+  cp "$top/examples/monorepo/src/server.cpp" "$WORK/s7/src/src/server.cpp"
+  rm -rf "$WORK/s7/build-$tool" "$WORK/s7/ctx-$tool"
+  case $tool in
+    dfgen) rm -rf "$WORK/s7/store"; mkdir -p "$WORK/s7/store"
+           DFGEN_STORE=$WORK/s7/store dfrun import "$busybox_tar" -t busybox:latest >/dev/null ;;
+    buildkit) DOCKER_BUILDKIT=1 $DOCKER builder prune -af >/dev/null ;;
+    legacy) $DOCKER rmi -f "$TAGP-s7-server" "$TAGP-s7-cli" >/dev/null 2>&1 || true
+            $DOCKER image prune -f >/dev/null 2>&1 || true ;;
+    buildah) buildah rmi -f "$TAGP-s7-server" "$TAGP-s7-cli" >/dev/null 2>&1 || true
+             buildah rmi --prune >/dev/null 2>&1 || true ;;
+  esac
+  timed 7 "cold (configure + build)" "$tool" "$rep" s7_build "$tool"
+  timed 7 no-op "$tool" "$rep" s7_build "$tool"
+  s7_edit "$tool $rep $(now)"
+  timed 7 "server.cpp edited" "$tool" "$rep" s7_build "$tool"
 }
 
 # dfrun's peak RSS while it runs scenario 4's RUN step (layer capture) and its
@@ -340,7 +445,7 @@ for mib in $RSS_MIB; do measure_rss "$mib"; done
 elapsed=$(python3 -c "print(round($(now)-$start))")
 
 # Clean up the peers' images (the base images stay).
-for sc in $SCENARIOS; do
+for sc in $SCENARIOS 4r 4z 7-server 7-cli; do
   $DOCKER rmi -f "$TAGP-s$sc" >/dev/null 2>&1 || true
   command -v buildah >/dev/null && { buildah rmi -f "$TAGP-s$sc" >/dev/null 2>&1 || true; }
 done
@@ -356,7 +461,7 @@ machine() {
   if command -v buildah >/dev/null; then echo "- $(buildah --version)"; fi
   echo "- repetitions: $N (medians); whole run: ${elapsed} s"
 }
-python3 bench/report.py "$RESULTS" "$WORK/rss.csv" "$BIG_MIB" "$(machine)" >"$WORK/table.md"
+python3 bench/report.py "$RESULTS" "$WORK/rss.csv" "$BIG_MIB" "$(machine)" "$WORK/sizes.csv" >"$WORK/table.md"
 log "table: $WORK/table.md"
 if [ "${BENCH_KEEP_DOC:-0}" = 1 ] && [ -f "$OUT" ]; then
   log "BENCH_KEEP_DOC=1: $OUT left as it is"
@@ -364,5 +469,5 @@ else
   # docs/benchmarks.md = the generated table + the analysis kept in bench/analysis.md
   { cat "$WORK/table.md"; echo; cat bench/analysis.md 2>/dev/null || true; } >"$OUT"
 fi
-cp "$RESULTS" "$WORK/rss.csv" "$top/bench/" 2>/dev/null || true
+cp "$RESULTS" "$WORK/rss.csv" "$WORK/sizes.csv" "$top/bench/" 2>/dev/null || true
 log "done: $OUT"
