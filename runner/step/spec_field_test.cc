@@ -60,6 +60,7 @@ const BadSpec kBadSpecs[] = {
      R"(step spec: field "op.sources[1]" must be an object)"},
     {"source_context", R"({"op": {"kind": "copy", "sources": [{"context": ["a"]}]}})",
      R"(step spec: field "op.sources[0].context" must be a string)"},
+    {"unpack", R"({"op": {"kind": "add", "unpack": "true"}})", R"(step spec: field "op.unpack" must be a boolean)"},
     {"exclude", R"({"op": {"kind": "copy", "exclude": ["a", 1]}})",
      R"(step spec: field "op.exclude" must be an array of strings)"},
     {"ignore", R"({"op": {"kind": "run", "args": ["true"], "ignore": "x"}})",

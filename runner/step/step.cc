@@ -116,6 +116,7 @@ const FieldRule kFieldRules[] = {
     rule<Str>("copy add", "op.checksum"),
     rule<bool>("copy add", "op.parents"),
     rule<bool>("copy add", "op.keep_git_dir"),
+    rule<bool>("copy add", "op.unpack"),
     rule<Strings>("copy add", "op.exclude"),
     rule<Str>("workdir", "op.path"),
     rule<Json::object_t>("image", "op.config"),
