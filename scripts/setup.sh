@@ -15,6 +15,8 @@ packages=(
   # test peers and fixtures
   mmdebstrap busybox-static skopeo umoci docker.io docker-registry openssl apache2-utils curl
   buildah time   # bench/run.sh: a peer builder; /usr/bin/time -v for peak RSS
+  linux-perf   # bench/profile.sh and the profiles of bench/analysis.md
+  zstd   # layer_test and image_test check zstd layers with zstd(1)
   python3 ca-certificates git   # git: ADD of git repositories (dfrun clones with it)
   openssh-client   # e2e: a real ssh-agent, ssh-keygen and ssh-add for RUN --mount=type=ssh
   libcap2-bin   # e2e repro: setcap gives a base image file a capability (an xattr)
