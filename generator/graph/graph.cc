@@ -131,8 +131,8 @@ struct Builder {
               {"io", {{"parent", parent}, {"from", from}, {"context", opts.context_dir}, {"result", result}}},
               {"ui", {{"description", plan::step_label(plan, step)}, {"location", step.location}}}};
     if (!secrets.empty()) spec["io"]["secrets"] = secrets;
-    if (!opts.cache_from.empty()) spec["cache"] = {{"from", opts.cache_from}};
     if (!ssh.empty()) spec["io"]["ssh"] = ssh;
+    if (!opts.cache_from.empty()) spec["cache"] = {{"from", opts.cache_from}};
     if (shared_steps) {
       bool run = run_results.count(result) > 0;
       result = shared_result(spec);

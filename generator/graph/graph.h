@@ -44,13 +44,13 @@ struct Options {
   // dfgen --secret: id -> {"src": absolute file} or {"env": VAR}. Only where
   // dfrun reads the secret goes into the specs, never its value (docs/mounts.md).
   std::map<std::string, Json> secrets;
-  // dfgen --run-jobs: RUN steps go into the Ninja pool "run_pool" of this
-  // depth, so containers and other jobs of one `ninja -j` do not oversubscribe.
-  int run_jobs = 1;
   // dfgen --ssh: id -> {"src": absolute socket} or {"env": "SSH_AUTH_SOCK"}.
   // Written to io.ssh of the steps that mount it, outside the op: the socket's
   // path is machine-specific and stays out of keys and layers (docs/mounts.md).
   std::map<std::string, Json> ssh;
+  // dfgen --run-jobs: RUN steps go into the Ninja pool "run_pool" of this
+  // depth, so containers and other jobs of one `ninja -j` do not oversubscribe.
+  int run_jobs = 1;
   // dfgen --cache-to / --cache-from, parsed by core/remote_cache.h: the image
   // spec lists where to export and which step results; every step spec lists
   // where to look up a key the store lacks (docs/remote-cache.md).
