@@ -346,9 +346,6 @@ TEST(Registry, ErrorsLeaveNothingHalfWritten) {
   EXPECT_EQ(sh("ls -A " + q(down_store + "/tmp") + " 2>/dev/null").output, "");
 }
 
-}  // namespace
-}  // namespace dfgen::e2e
-
 // dfgen --compression=zstd: the image's own layers go to the registry as zstd
 // (the base's stay as they are), skopeo reads their media types, and a fresh
 // store pulls the image back and runs it.
@@ -377,3 +374,6 @@ TEST(Registry, ZstdLayersPushedPulledAndRun) {
   EXPECT_EQ(ran.exit_code, 0) << ran.output;
   EXPECT_EQ(ran.output, "packed\nfile\n");
 }
+
+}  // namespace
+}  // namespace dfgen::e2e
