@@ -132,10 +132,8 @@ TEST(Bake, CacheToPerTargetAndCacheFromOnTheCommandLine) {
 
   // Another store, with only the base image.
   std::string store = temp_dir("bake-cache-store");
-  Output tar = sh("bash " + q(source_dir() + "/scripts/fixtures.sh") + " busybox | tail -1");
-  ASSERT_EQ(tar.exit_code, 0) << tar.output;
   std::string env = "DFGEN_STORE=" + q(store) + " ";
-  Output imported = sh(env + "dfrun import " + q(tar.output.substr(0, tar.output.find('\n'))) + " -t " + busybox);
+  Output imported = sh(env + "dfrun import " + q(fixture_archive("busybox")) + " -t " + busybox);
   ASSERT_EQ(imported.exit_code, 0) << imported.output;
   std::string two = bake("two", "");
   Output again = sh("cd " + q(two) + " && " + env + "dfgen --bake images.json --cache-from type=local,src=" +

@@ -46,16 +46,20 @@ Output sh(const std::string& command) {
   return r;
 }
 
+std::string fixture_archive(const std::string& name) {
+  Output made = sh("bash '" + source_dir() + "/scripts/fixtures.sh' " + name + " | tail -1");
+  if (made.exit_code != 0) throw std::runtime_error("fixtures.sh " + name + " failed:\n" + made.output);
+  std::string tar = made.output.substr(0, made.output.find_last_not_of("\n") + 1);
+  return tar.substr(tar.find_last_of('\n') == std::string::npos ? 0 : tar.find_last_of('\n') + 1);
+}
+
 std::string fixture(const std::string& name) {
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   std::string ref = "dfgen-fixtures/" + name + ":bookworm";
   Output have = sh("dfrun images | grep -q '^docker.io/" + ref + " '");
   if (have.exit_code == 0) return ref;
-  Output made = sh("bash '" + source_dir() + "/scripts/fixtures.sh' " + name + " | tail -1");
-  if (made.exit_code != 0) throw std::runtime_error("fixtures.sh " + name + " failed:\n" + made.output);
-  std::string tar = made.output.substr(0, made.output.find_last_not_of("\n") + 1);
-  tar = tar.substr(tar.find_last_of('\n') == std::string::npos ? 0 : tar.find_last_of('\n') + 1);
+  std::string tar = fixture_archive(name);
   Output imp = sh("dfrun import '" + tar + "' -t " + ref);
   if (imp.exit_code != 0) throw std::runtime_error("import " + tar + " failed:\n" + imp.output);
   return ref;

@@ -31,6 +31,10 @@ std::string store_dir();
 // imported into the test store as dfgen-fixtures/NAME:bookworm; returns that ref.
 std::string fixture(const std::string& name);
 
+// The docker-archive of the fixture NAME (scripts/fixtures.sh builds it once
+// and caches it), for tests that import it into a store of their own.
+std::string fixture_archive(const std::string& name);
+
 // A fresh directory for one test (removed at exit of the process).
 std::string temp_dir(const std::string& name);
 void write_file(const std::string& path, const std::string& content);

@@ -10,18 +10,12 @@
 namespace dfgen::e2e {
 namespace {
 
-std::string busybox_tar() {
-  Output made = sh("bash " + q(source_dir() + "/scripts/fixtures.sh") + " busybox | tail -1");
-  std::string tar = made.output.substr(0, made.output.find_last_not_of('\n') + 1);
-  return tar.substr(tar.find_last_of('\n') == std::string::npos ? 0 : tar.find_last_of('\n') + 1);
-}
-
 Output in_store(const std::string& store, const std::string& command) {
   return sh("export DFGEN_STORE=" + q(store) + "; " + command);
 }
 
 void import_busybox(const std::string& store) {
-  Output imp = in_store(store, "dfrun import " + q(busybox_tar()) + " -t dfgen-fixtures/busybox:bookworm");
+  Output imp = in_store(store, "dfrun import " + q(fixture_archive("busybox")) + " -t dfgen-fixtures/busybox:bookworm");
   ASSERT_EQ(imp.exit_code, 0) << imp.output;
 }
 

@@ -352,7 +352,7 @@ TEST(Registry, ErrorsLeaveNothingHalfWritten) {
 TEST(Registry, ZstdLayersPushedPulledAndRun) {
   Registry reg(Registry::Mode::kPlain);
   std::string store = fresh_store(), ctx = temp_dir("registry-zstd-ctx"), b = temp_dir("registry-zstd-build");
-  ASSERT_EQ(sh(in_store(store, "dfrun import " + q(fixture("busybox")) + " -t zstd-base:1")).exit_code, 0);
+  ASSERT_EQ(sh(in_store(store, "dfrun import " + q(fixture_archive("busybox")) + " -t zstd-base:1")).exit_code, 0);
   std::string app = reg.host() + "/app/zstd:1";
   write_file(ctx + "/Dockerfile", "FROM zstd-base:1\nRUN echo packed > /z\nCOPY f /f\nCMD [\"cat\", \"/z\", \"/f\"]\n");
   write_file(ctx + "/f", "file\n");

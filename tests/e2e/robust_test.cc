@@ -25,17 +25,10 @@
 namespace dfgen::e2e {
 namespace {
 
-// The busybox fixture's docker-archive (cached by scripts/fixtures.sh).
-std::string busybox_tar() {
-  Output made = sh("bash " + q(source_dir() + "/scripts/fixtures.sh") + " busybox | tail -1");
-  std::string tar = made.output.substr(0, made.output.find_last_not_of('\n') + 1);
-  return tar.substr(tar.find_last_of('\n') == std::string::npos ? 0 : tar.find_last_of('\n') + 1);
-}
-
 // A fresh store with the busybox fixture imported.
 std::string new_store(const std::string& name) {
   std::string store = temp_dir(name);
-  Output imp = sh("dfrun --store " + q(store) + " import " + q(busybox_tar()) +
+  Output imp = sh("dfrun --store " + q(store) + " import " + q(fixture_archive("busybox")) +
                   " -t dfgen-fixtures/busybox:bookworm");
   EXPECT_EQ(imp.exit_code, 0) << imp.output;
   return store;

@@ -43,9 +43,7 @@ class Rootless : public ::testing::Test {
     must(std::string("sed -i '/^") + kNoSubUser + ":/d' /etc/subuid /etc/subgid");
 
     dir_ = user_dir(kUser, "rootless");
-    Output tar = must("bash " + q(source_dir() + "/scripts/fixtures.sh") + " busybox | tail -1");
-    std::string fixture_tar = tar.output.substr(0, tar.output.find_last_not_of('\n') + 1);
-    must("cp " + q(fixture_tar) + " " + q(dir_ + "/busybox.tar") + " && chown " + kUser + ": " +
+    must("cp " + q(fixture_archive("busybox")) + " " + q(dir_ + "/busybox.tar") + " && chown " + kUser + ": " +
          q(dir_ + "/busybox.tar"));
     Output imported = as_user(kUser, "dfrun import busybox.tar -t dfgen-fixtures/busybox:bookworm");
     ASSERT_EQ(imported.exit_code, 0) << imported.output;
