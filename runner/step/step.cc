@@ -17,7 +17,7 @@ namespace {
 // Part of every step key. Bump it whenever the runner changes what it makes of
 // the same op and inputs (a COPY rule, a layer format detail), so that cache
 // entries written by an older dfrun are not taken for the new behaviour.
-constexpr int kRunnerVersion = 2;
+constexpr int kRunnerVersion = 3;   // 3: COPY follows a named source symlink, keeps hard links, owns the dirs it creates
 
 Result<Json> no_inputs(const StepInput&) { return Json::array(); }
 
