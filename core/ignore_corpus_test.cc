@@ -4,26 +4,13 @@
 // otherwise). The fuzzer itself is built by tests/fuzz/run.sh.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "core/fs.h"
 #include "tests/fuzz/ignore_fuzz.cc"
+#include "tests/fuzz/replay.h"
 
 namespace {
 
-namespace fs = std::filesystem;
-
-TEST(IgnoreCorpus, EverySeedReplays) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator(fs::path(DFGEN_SOURCE_DIR) / "tests/fuzz/corpus/ignore")) {
-    auto bytes = dfgen::read_file(e.path().string());
-    ASSERT_TRUE(bytes.ok()) << e.path();
-    SCOPED_TRACE(e.path().string());
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
-    ++n;
-  }
-  EXPECT_GE(n, 7);
-}
+TEST(IgnoreCorpus, EverySeedReplays) { EXPECT_GE(dfgen::fuzz::replay_corpus("ignore"), 7); }
 
 TEST(IgnoreCorpus, SeedsMeanWhatTheySay) {
   auto m = dfgen::IgnoreMatcher::parse("node_modules\n*.log\n!important.log\n", ".dockerignore");

@@ -5,26 +5,13 @@
 // by tests/fuzz/run.sh.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "core/fs.h"
 #include "tests/fuzz/shell_fuzz.cc"
+#include "tests/fuzz/replay.h"
 
 namespace {
 
-namespace fs = std::filesystem;
-
-TEST(ShellCorpus, EverySeedReplays) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator(fs::path(DFGEN_SOURCE_DIR) / "tests/fuzz/corpus/shell")) {
-    auto bytes = dfgen::read_file(e.path().string());
-    ASSERT_TRUE(bytes.ok()) << e.path();
-    SCOPED_TRACE(e.path().string());
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
-    ++n;
-  }
-  EXPECT_GE(n, 6);
-}
+TEST(ShellCorpus, EverySeedReplays) { EXPECT_GE(dfgen::fuzz::replay_corpus("shell"), 6); }
 
 // The seeds reach what they are named for: both escape characters, and
 // expansions that succeed as well as ones that fail.

@@ -8,24 +8,13 @@
 
 #include "core/fs.h"
 #include "tests/fuzz/layer_fuzz.cc"
+#include "tests/fuzz/replay.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path corpus() { return fs::path(DFGEN_SOURCE_DIR) / "tests/fuzz/corpus/layer"; }
-
-TEST(LayerCorpus, EverySeedReplaysWithoutTouchingOutside) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator(corpus())) {
-    auto bytes = dfgen::read_file(e.path().string());
-    ASSERT_TRUE(bytes.ok()) << e.path();
-    SCOPED_TRACE(e.path().string());
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
-    ++n;
-  }
-  EXPECT_GE(n, 15);
-}
+TEST(LayerCorpus, EverySeedReplaysWithoutTouchingOutside) { EXPECT_GE(dfgen::fuzz::replay_corpus("layer"), 15); }
 
 TEST(LayerCorpus, HostileSeedsAreRefused) {
   for (const char* seed : {"dotdot_escape.tar", "symlink_parent_escape.tar", "symlink_parent_escape.tar.gz",
@@ -35,7 +24,7 @@ TEST(LayerCorpus, HostileSeedsAreRefused) {
     SCOPED_TRACE(seed);
     auto dir = dfgen::TempDir::create(fs::temp_directory_path().string(), "layer-corpus");
     ASSERT_TRUE(dir.ok());
-    auto st = dfgen::layer::extract_layer((corpus() / seed).string(), dir->path());
+    auto st = dfgen::layer::extract_layer((dfgen::fuzz::corpus_dir("layer") / seed).string(), dir->path());
     EXPECT_FALSE(st.ok());
   }
   for (const char* seed : {"plain_tree.tar", "plain_tree.tar.gz", "whiteouts.tar.zst", "devices_fifo.tar",
@@ -43,7 +32,7 @@ TEST(LayerCorpus, HostileSeedsAreRefused) {
     SCOPED_TRACE(seed);
     auto dir = dfgen::TempDir::create(fs::temp_directory_path().string(), "layer-corpus");
     ASSERT_TRUE(dir.ok());
-    auto st = dfgen::layer::extract_layer((corpus() / seed).string(), dir->path());
+    auto st = dfgen::layer::extract_layer((dfgen::fuzz::corpus_dir("layer") / seed).string(), dir->path());
     EXPECT_TRUE(st.ok()) << st.error().render();
   }
 }
@@ -56,7 +45,7 @@ TEST(LayerCorpus, SnapshotsRefuseTheSameSeeds) {
   auto store = dfgen::Store::open(dir->path() + "/store");
   ASSERT_TRUE(store.ok());
   auto snapshot = [&](const char* seed) -> dfgen::Status {
-    auto bytes = dfgen::read_file((corpus() / seed).string());
+    auto bytes = dfgen::read_file((dfgen::fuzz::corpus_dir("layer") / seed).string());
     if (!bytes.ok()) return std::move(bytes).error();
     DFGEN_TRY(dfgen::Descriptor d, store->put_blob(*bytes, dfgen::kOciLayerGzip));
     auto diff_id = dfgen::layer::layer_diff_id(store->blob_path(d.digest));
