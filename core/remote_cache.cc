@@ -2,9 +2,12 @@
 #include "core/remote_cache.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <ctime>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <set>
 
@@ -173,6 +176,39 @@ Result<Json> source_map(Store& store, const Json& source, registry::Client* clie
   return map;
 }
 
+// A registry source whose reading failed slowly (the client's retries: ~2 s
+// for a refused connection, up to minutes for a host that drops packets) is
+// remembered in the store for kUnreachableFor, so that the other steps of the
+// build (each its own dfrun) get the error at once instead of paying the
+// retries again. A quick failure (a tag not pushed yet: 404) is not
+// remembered: it costs nothing to ask again, and the tag may appear. A marker
+// older than kUnreachableFor is ignored and the source asked again.
+constexpr int64_t kUnreachableFor = 60;
+constexpr auto kSlowFailure = std::chrono::milliseconds(500);
+
+std::string unreachable_marker(const Store& store, const Json& source) {
+  std::string ref = source.value("ref", "");
+  return path_join(store.root(), "cache/unreachable/" + std::string(digest_hex(sha256_digest(ref))).substr(0, 32));
+}
+
+std::optional<Error> remembered_failure(const Store& store, const Json& source) {
+  if (source.value("type", "") != "registry") return std::nullopt;
+  std::string marker = unreachable_marker(store, source);
+  struct stat st;
+  if (::stat(marker.c_str(), &st) != 0 || ::time(nullptr) - st.st_mtime >= kUnreachableFor) return std::nullopt;
+  auto message = read_file(marker);
+  if (!message.ok()) return std::nullopt;
+  return Error(fmt::format("{} (remembered from an earlier step: not asked again for {} s)", *message,
+                           kUnreachableFor));
+}
+
+void remember_failure(const Store& store, const Json& source, const Error& e) {
+  if (source.value("type", "") != "registry") return;
+  std::string marker = unreachable_marker(store, source);
+  // Best effort: without the marker the next step only asks again.
+  if (make_dirs(dirname_of(marker)).ok()) (void)write_file_atomic(marker, e.message);
+}
+
 // `key` in the `section` ("steps" or "mounts") of the first source that has
 // it: the entry {"layer": ...}, its layer blob fetched into the store. A
 // source that cannot be read (a branch's tag not pushed yet, a registry down)
@@ -192,9 +228,16 @@ Result<std::optional<Json>> lookup(Store& store, const std::vector<Json>& source
     }
     registry::Client* c = client ? &*client : nullptr;
     std::string what = "cache " + source.value("ref", source.value("dir", ""));
+    if (auto remembered = remembered_failure(store, source)) {
+      failed(std::move(*remembered));
+      continue;
+    }
+    auto asked = std::chrono::steady_clock::now();
     auto map = source_map(store, source, c);
     if (!map.ok()) {
-      failed(std::move(map).error().context(what));
+      Error e = std::move(map).error().context(what);
+      if (std::chrono::steady_clock::now() - asked >= kSlowFailure) remember_failure(store, source, e);
+      failed(std::move(e));
       continue;
     }
     Json entries = map->value(section, Json::object());

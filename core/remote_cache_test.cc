@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/time.h>
+
+#include <ctime>
+#include <filesystem>
+
 #include "core/fs.h"
 #include "core/sha256.h"
 
@@ -174,6 +179,35 @@ TEST_F(RemoteCacheLocal, AnUnreadableSourceDoesNotHideTheNextOne) {
   auto miss = import_entry(*b_, {local("branch"), local("main")}, sha256_digest("never built"));
   ASSERT_FALSE(miss.ok());
   EXPECT_NE(miss.error().message.find("branch/index.json"), std::string::npos) << miss.error().message;
+}
+
+// A registry that refuses connections costs the client's retries (~2 s): the
+// next steps of the build are told at once, until the marker is a minute old.
+TEST_F(RemoteCacheLocal, ASlowlyFailingRegistryIsRememberedForAMinute) {
+  ::setenv("DFGEN_INSECURE_REGISTRIES", "127.0.0.1:1", 1);
+  std::vector<Json> sources{Json{{"type", "registry"}, {"ref", "127.0.0.1:1/nobody/cache:main"}}};
+  std::string key = sha256_digest("any step");
+  auto first = import_entry(*b_, sources, key);
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.error().message.find("remembered"), std::string::npos) << first.error().message;
+  auto second = import_entry(*b_, sources, key);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().message.find("remembered from an earlier step"), std::string::npos)
+      << second.error().message;
+  EXPECT_NE(second.error().message.find("127.0.0.1:1"), std::string::npos) << second.error().message;
+  // A marker older than a minute is not taken: the registry is asked again.
+  std::string markers = path_join(b_->root(), "cache/unreachable");
+  int aged = 0;
+  for (const auto& e : std::filesystem::directory_iterator(markers)) {
+    struct timeval old[2] = {{::time(nullptr) - 61, 0}, {::time(nullptr) - 61, 0}};
+    ASSERT_EQ(::utimes(e.path().c_str(), old), 0);
+    ++aged;
+  }
+  ASSERT_EQ(aged, 1);
+  auto third = import_entry(*b_, sources, key);
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().message.find("remembered"), std::string::npos) << third.error().message;
+  ::unsetenv("DFGEN_INSECURE_REGISTRIES");
 }
 
 }  // namespace
