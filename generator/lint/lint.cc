@@ -165,10 +165,16 @@ Input split(const syntax::Ast& ast, const Options& options) {
       for (const auto& a : node.args) {
         auto eq = a.find('=');
         std::string key = a.substr(0, eq);
+        // A default is a word: its variables (earlier global ARGs) expand
+        // and its quotes go, as when BuildKit declares the ARG.
+        auto value_with = [&](const std::map<std::string, std::string>& known) {
+          std::string raw = a.substr(eq + 1);
+          return expand_with(raw, known, ast.directives.escape).value_or(raw);
+        };
         auto given = options.build_args.find(key);
         if (given != options.build_args.end()) args[key] = given->second;
-        else if (eq != std::string::npos) args[key] = a.substr(eq + 1);
-        if (eq != std::string::npos) in.default_args[key] = a.substr(eq + 1);
+        else if (eq != std::string::npos) args[key] = value_with(args);
+        if (eq != std::string::npos) in.default_args[key] = value_with(in.default_args);
         else in.default_args.erase(key);
       }
     } else {
@@ -418,7 +424,9 @@ void workdir_relative_path(const Input& in, const Emit& emit) {
 
 // A name that says it holds a secret: one of its words (split at anything
 // not a letter or digit, and at lower-to-upper case changes) is a secret
-// word, and none says it is public ("PUBLIC_KEY").
+// word, and none says it is public or names a place or a version rather than
+// the secret itself ("PUBLIC_KEY", "POSTGRES_PASSWORD_FILE", "GPG_KEY_VERSION":
+// BuildKit's allowed words).
 bool looks_secret(const std::string& name) {
   static const std::set<std::string> secret_words = {
       "apikey", "auth", "credential", "credentials", "key", "passphrase", "passwd", "password",
@@ -436,7 +444,7 @@ bool looks_secret(const std::string& name) {
   }
   bool secret = false;
   for (const auto& w : words) {
-    if (w == "public") return false;
+    if (w == "public" || w == "file" || w == "version") return false;
     if (secret_words.count(w)) secret = true;
   }
   return secret;
@@ -507,12 +515,30 @@ void invalid_default_arg_in_from(const Input& in, const Emit& emit) {
   }
 }
 
+// "${PORT:-80}/tcp" -> "/tcp": a colon inside ${...} is the variable's
+// default or modifier, not a host-port mapping.
+std::string without_braced_variables(const std::string& word) {
+  std::string out;
+  int depth = 0;
+  for (size_t i = 0; i < word.size(); ++i) {
+    if (word[i] == '$' && i + 1 < word.size() && word[i + 1] == '{') {
+      ++depth;
+      ++i;
+    } else if (depth > 0 && word[i] == '}') {
+      --depth;
+    } else if (depth == 0) {
+      out += word[i];
+    }
+  }
+  return out;
+}
+
 void expose_invalid_format(const Input& in, const Emit& emit) {
   for (const auto& s : in.stages)
     for (const Node* n : s.body) {
       if (n->keyword != "expose") continue;
       for (const auto& port : n->args)
-        if (port.find(':') != std::string::npos)
+        if (without_braced_variables(port).find(':') != std::string::npos)
           emit(*n, n->start_line,
                fmt::format("EXPOSE instruction should not define an IP address or host-port mapping, found '{}'",
                            port));
@@ -560,12 +586,14 @@ void copy_ignored_file(const Input& in, const Emit& emit) {
     }
 }
 
-// "linux/arm64/v8" and "linux/arm64" are one platform (v8 is arm64's only
-// variant); otherwise os, architecture and variant must all agree.
-bool same_platform(std::string a, std::string b) {
-  for (std::string* p : {&a, &b})
-    if (p->ends_with("arm64/v8")) p->resize(p->size() - 3);
-  return a == b;
+// Whether two platforms agree on os and architecture; the variant is not
+// compared, as in BuildKit ("linux/arm/v7" was pulled for "linux/arm").
+bool same_platform(const std::string& a, const std::string& b) {
+  auto os_arch = [](const std::string& p) {
+    size_t second = p.find('/', p.find('/') == std::string::npos ? p.size() : p.find('/') + 1);
+    return p.substr(0, second);
+  };
+  return os_arch(a) == os_arch(b);
 }
 
 void invalid_base_image_platform(const Input& in, const Emit& emit) {

@@ -207,6 +207,29 @@ TEST(Lint, InvalidBaseImagePlatformAgainstTheTargetAndTheFlag) {
             "\"linux/amd64\", expected \"linux/arm/v7\" for current build");
 }
 
+TEST(Lint, CommonDockerfilesRaiseNoFalseWarnings) {
+  // Names of a secret's file or version, as BuildKit allows them.
+  EXPECT_EQ(warnings_of("ARG PASSWORD_FILE=/run/secrets/db\nFROM busybox\n"
+                        "ENV POSTGRES_PASSWORD_FILE=/run/secrets/pg GPG_KEY_VERSION=2 public_token=x\n"),
+            "(none)");
+  EXPECT_EQ(warnings_of("FROM busybox\nENV DB_PASSWORD_PATH=/p\n"),
+            "Dockerfile:2: warning: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data "
+            "(ENV \"DB_PASSWORD_PATH\")");
+  // A global ARG's default built from an earlier global ARG (and quoted).
+  EXPECT_EQ(warnings_of("ARG BASE=busybox\nARG TAG=latest\nARG IMAGE=\"${BASE}:${TAG}\"\nFROM ${IMAGE}\n"),
+            "(none)");
+  EXPECT_EQ(warnings_of("ARG TAG\nARG IMAGE=busybox:${TAG}\nFROM $IMAGE\n"),
+            "Dockerfile:3: warning: InvalidDefaultArgInFrom: Default value for ARG $IMAGE results in empty or invalid "
+            "base image name");
+  // A colon in a variable's default is no host-port mapping.
+  EXPECT_EQ(warnings_of("FROM busybox\nARG PORT\nEXPOSE ${PORT:-8080} ${PORT:-53}/udp\n"), "(none)");
+  EXPECT_EQ(warnings_of("FROM busybox\nARG IP=127.0.0.1\nEXPOSE ${IP}:80:80\n"),
+            "Dockerfile:3: warning: ExposeInvalidFormat: EXPOSE instruction should not define an IP address or "
+            "host-port mapping, found '${IP}:80:80'");
+  // Only os and architecture are compared (arm-only is linux/arm64/v8).
+  EXPECT_EQ(warnings_of("FROM arm-only\n", {}, "linux/arm64/v9"), "(none)");
+}
+
 TEST(Lint, InvalidDefinitionDescriptionOnlyWhenExperimentalNamesIt) {
   const std::string body =
       "# BASE the image to build on\nARG BASE=busybox\n# the version\nARG VERSION=1\n"
