@@ -3,6 +3,7 @@
 // a destination ending in "/", several sources, or an existing directory
 // receive sources by their base name; missing parents are created).
 #include <climits>
+#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/sendfile.h>
@@ -236,6 +237,12 @@ Status copy_entry(int src_dir_fd, const std::string& src_rel, int root_fd, const
   if (direct) {
     DFGEN_TRY(std::string tar_name, direct->tar_name(dir.get(), name));
     direct->files.erase(tar_name);   // replaced by this entry, as a file in the root would be
+    // A directory is replaced only when empty: its files kept outside the root count.
+    if (exists && S_ISDIR(existing.st_mode) && !S_ISDIR(st.st_mode)) {
+      auto below = direct->files.lower_bound(tar_name + "/");
+      if (below != direct->files.end() && below->first.starts_with(tar_name + "/"))
+        return Error(fmt::format("replace {}: {}", dest, std::strerror(ENOTEMPTY)));
+    }
     auto hashed = direct->hashed->find(src_rel);
     // A file with other links is copied into the root, where it can be linked to (CopyOptions::links).
     if (src_dir_fd == direct->context_fd && S_ISREG(st.st_mode) && st.st_nlink == 1 && !exists &&

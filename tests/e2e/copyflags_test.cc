@@ -231,5 +231,24 @@ TEST(CopyFlags, AddGitClonesAtRefWithoutOrWithGitDir) {
       << failed.output;
 }
 
+// A file source over a directory the same COPY made is refused as it was
+// before context files went straight into the layer (and as BuildKit): the
+// directory's files, kept outside the root, must not leave a layer with a
+// file and entries below it.
+TEST(CopyFlags, FileOverADirectoryOfTheSameCopyIsRefused) {
+  Project p("fileoverdir");
+  sh("mkdir -p " + q(p.ctx + "/a/sub"));
+  write_file(p.ctx + "/a/sub/f", "f\n");
+  write_file(p.ctx + "/sub", "file\n");
+  write_file(p.ctx + "/Dockerfile", with_nonce(R"(FROM busybox
+RUN echo @NONCE@ > /nonce
+COPY a sub /out/
+)"));
+  ASSERT_EQ(p.generate().exit_code, 0);
+  Output built = p.build();
+  EXPECT_NE(built.exit_code, 0) << built.output << p.in_image("ls -la /out /out/sub").output;
+  EXPECT_NE(built.output.find("replace /out/sub"), std::string::npos) << built.output;
+}
+
 }  // namespace
 }  // namespace dfgen::e2e
