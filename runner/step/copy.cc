@@ -316,7 +316,8 @@ Status copy_entry(int src_dir_fd, const std::string& src_rel, int root_fd, const
 Status write_heredoc(int root_fd, const std::string& dest, const std::string& content,
                      const CopyOptions& o) {
   auto [parent, name] = split_parent(dest);
-  DFGEN_TRY(UniqueFd dir, open_dir_in_root(root_fd, parent, true));
+  DFGEN_TRY(UniqueFd dir, open_dir_in_root(root_fd, parent, true, o.owner.set ? o.owner.uid : 0,
+                                           o.owner.set ? o.owner.gid : 0));
   ::unlinkat(dir.get(), name.c_str(), 0);
   UniqueFd out(::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!out) return Error::sys("create " + dest);
@@ -582,7 +583,7 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
     if (dest_is_dir || many || (existing && S_ISDIR(existing->st_mode))) target = join_dest(dest, name);
     if (dp) {
       auto [parent, base] = split_parent(target);
-      DFGEN_TRY(UniqueFd pfd, open_dir_in_root(root.get(), parent, true));
+      DFGEN_TRY(UniqueFd pfd, open_dir_in_root(root.get(), parent, true, dest_uid, dest_gid));
       DFGEN_TRY(std::string tar_name, dp->tar_name(pfd.get(), base));
       dp->files.erase(tar_name);
     }

@@ -250,5 +250,23 @@ COPY a sub /out/
   EXPECT_NE(built.output.find("replace /out/sub"), std::string::npos) << built.output;
 }
 
+// As for other sources (and in BuildKit, where a heredoc is copied like a
+// file), the directories a heredoc COPY creates belong to --chown's owner.
+TEST(CopyFlags, HeredocCopyGivesTheDirsItCreatesToTheChownOwner) {
+  Project p("heredocchown");
+  write_file(p.ctx + "/Dockerfile", with_nonce(R"(# syntax=docker/dockerfile:1
+FROM busybox
+RUN echo @NONCE@ > /nonce
+COPY --chown=1234:2345 <<EOF /hd/sub/f
+x
+EOF
+)"));
+  ASSERT_EQ(p.generate().exit_code, 0);
+  Output built = p.build();
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  EXPECT_EQ(p.in_image("stat -c '%n %u:%g' /hd /hd/sub /hd/sub/f").output,
+            "/hd 1234:2345\n/hd/sub 1234:2345\n/hd/sub/f 1234:2345\n");
+}
+
 }  // namespace
 }  // namespace dfgen::e2e
