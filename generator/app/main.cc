@@ -160,9 +160,12 @@ Result<std::map<std::string, Json>> parse_ssh(const std::vector<std::string>& li
       continue;
     }
     std::string path = spec.substr(eq + 1);
+    if (path.empty()) return Error(fmt::format("--ssh {}: no socket after '=' (give {}=SOCKET or {} alone)", spec, id, id));
     if (path.find(',') != std::string::npos)
       return Error(fmt::format("--ssh {}: one socket per id", spec));
-    DFGEN_TRY(std::string abs, absolute_path(path));
+    auto abs_or = absolute_path(path);
+    if (!abs_or) return Error(fmt::format("--ssh {}: {}", spec, abs_or.error().message));
+    const std::string& abs = *abs_or;
     struct stat st;
     if (::stat(abs.c_str(), &st) != 0) return Error::sys(fmt::format("--ssh {}: stat {}", id, abs));
     if (!S_ISSOCK(st.st_mode))
@@ -710,6 +713,7 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--secret", a.secrets, "id=ID,src=FILE or id=ID,env=VAR: a secret for RUN --mount=type=secret, repeatable");
   app->add_option("--ssh", a.ssh, "default|ID[=SOCKET]: an ssh agent for RUN --mount=type=ssh ($SSH_AUTH_SOCK when no socket is given), repeatable");
   app->add_option("--allow", a.allow, "grant an entitlement: network.host (RUN --network=host), security.insecure (RUN --security=insecure)")
+      ->delimiter(',')   // buildx takes "--allow network.host,security.insecure" too
       ->check(CLI::IsMember({"network.host", "security.insecure"}));
   app->add_option("--bake", a.bake, "FILE: build every target of a bake file (JSON, as docker buildx bake) from one build.ninja (docs/bake.md)");
   app->add_flag("--check", a.check, "only run the build checks (docs/checks.md); exit 1 only with # check=error=true");

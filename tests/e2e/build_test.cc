@@ -269,5 +269,57 @@ TEST(Entitlements, UnsupportedMountIsRefusedNotIgnored) {
   EXPECT_FALSE(std::ifstream(b + "/build.ninja").good());
 }
 
+// Every file of `dir` with its checksum and mtime: what a refused dfgen must
+// leave as it was.
+std::string dir_state(const std::string& dir) {
+  return sh("cd " + q(dir) + " && find . -printf '%p %T@\\n' | sort && find . -type f -exec md5sum {} + | sort")
+      .output;
+}
+
+TEST(Options, BadValuesAreRefusedAndLeaveTheBuildDirAsItWas) {
+  std::string ctx = temp_dir("badopt-ctx"), b = temp_dir("badopt-build"), fresh = temp_dir("badopt-fresh");
+  write_file(ctx + "/Dockerfile", "FROM scratch\nCOPY a /a\nRUN --mount=type=ssh true\n");
+  write_file(ctx + "/a", "a\n");
+  std::string base = "dfgen " + q(ctx) + " -t badopt-e2e-" + nonce();
+  // A bound socket is all dfgen looks at (dfrun connects to it only at build time).
+  Output good = sh("python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' " +
+                   q(ctx + "/a.sock") + " && " + base + " -B " + q(b) + " --ssh default=" + q(ctx + "/a.sock"));
+  ASSERT_EQ(good.exit_code, 0) << good.output;
+  ASSERT_TRUE(std::ifstream(b + "/build.ninja").good());
+  const std::string before = dir_state(b);
+
+  struct Bad {
+    std::string option, message;
+  };
+  const Bad bads[] = {
+      {"--ssh =", "--ssh =: no id"},
+      {"--ssh default=", "--ssh default=: no socket after '='"},
+      {"--ssh default=" + ctx + "/no-such.sock", "--ssh default=" + ctx + "/no-such.sock: resolve"},
+      {"--ssh default=" + ctx + "/a", "is not a socket"},
+      {"--ssh default=a.sock,b.sock", "one socket per id"},
+      {"--compression lz4", "--compression: invalid compression \"lz4\": unknown type \"lz4\""},
+      {"--compression zstd,level=99", "level must be 1-19"},
+      {"--compression gzip,level=x", "level must be a number"},
+      {"--cache-to 'type=local,dest=" + ctx + "/c,cache-mounts='", "cache-mounts= takes ids separated by ';'"},
+      {"--cache-to 'type=local,dest=" + ctx + "/c,cache-mounts=a;;b'", "cache-mounts= takes ids separated by ';'"},
+      {"--cache-to type=local,dest=" + ctx + "/c,mode=all", "mode must be min or max"},
+      {"--allow network.none", "--allow: network.none not in {network.host,security.insecure}"},
+      {"--allow network.host,nope", "--allow: nope not in"},
+  };
+  for (const auto& bad : bads) {
+    for (const std::string& dir : {b, fresh}) {
+      Output o = sh(base + " -B " + q(dir) + " " + bad.option);
+      EXPECT_NE(o.exit_code, 0) << bad.option;
+      EXPECT_NE(o.output.find(bad.message), std::string::npos) << bad.option << "\n" << o.output;
+    }
+    EXPECT_EQ(dir_state(b), before) << bad.option;
+    EXPECT_EQ(sh("ls -A " + q(fresh)).output, "") << bad.option;
+  }
+  // buildx's comma-separated entitlements are accepted.
+  Output both = sh(base + " -B " + q(fresh) + " --allow network.host,security.insecure --ssh default=" +
+                   q(ctx + "/a.sock"));
+  EXPECT_EQ(both.exit_code, 0) << both.output;
+}
+
 }  // namespace
 }  // namespace dfgen::e2e
