@@ -385,7 +385,11 @@ Status run_checks(const Loaded& l, const Args& a, const BaseConfig& base_config)
   if (std::string file = find_ignore_file(l.context, l.dockerfile); !file.empty()) {
     DFGEN_TRY(std::string text, read_file(file));
     DFGEN_TRY(ignore, IgnoreMatcher::parse(text, file));
-    options.ignored = [&](const std::string& path) { return ignore->excluded(path); };
+    // A path some `!` line may re-include below is not reported: `COPY docs`
+    // with "docs" and "!docs/README.md" copies the README.
+    options.ignored = [&](const std::string& path) {
+      return ignore->excluded(path) && !ignore->may_include_below(path);
+    };
   }
   DFGEN_TRY(lint::Report report, lint::check(l.ast, options));
   for (const auto& w : report.warnings) std::fprintf(stderr, "%s\n", w.render().c_str());

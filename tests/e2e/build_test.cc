@@ -321,5 +321,22 @@ TEST(Options, BadValuesAreRefusedAndLeaveTheBuildDirAsItWas) {
   EXPECT_EQ(both.exit_code, 0) << both.output;
 }
 
+TEST(Checks, CopyIgnoredFileSparesWhatAnExceptionReincludes) {
+  std::string ctx = temp_dir("ignorecheck-ctx");
+  sh("mkdir -p " + q(ctx + "/docs") + " " + q(ctx + "/build"));
+  write_file(ctx + "/docs/README.md", "r\n");
+  write_file(ctx + "/docs/other", "o\n");
+  write_file(ctx + "/secret.txt", "s\n");
+  write_file(ctx + "/.dockerignore", "docs\n!docs/README.md\nsecret.txt\nbuild\n");
+  write_file(ctx + "/Dockerfile", "FROM scratch\nCOPY docs /docs\nCOPY secret.txt /\nCOPY build/ /b\nCOPY docs/other /o\n");
+  Output o = sh("dfgen --check " + q(ctx));
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_EQ(count_lines_with(o.output, "CopyIgnoredFile"), 3) << o.output;
+  EXPECT_EQ(o.output.find("Dockerfile:2:"), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find("Dockerfile:3: warning: CopyIgnoredFile: Attempting to Copy file \"secret.txt\""),
+            std::string::npos) << o.output;
+  EXPECT_NE(o.output.find("Dockerfile:5: warning: CopyIgnoredFile"), std::string::npos) << o.output;
+}
+
 }  // namespace
 }  // namespace dfgen::e2e
