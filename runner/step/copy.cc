@@ -546,7 +546,7 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
         base = join_dest(dest, below);
         DFGEN_CHECK(copy_entry(item.src_fd, item.rel, root.get(), base, opts, dp));
       } else {
-        DFGEN_CHECK(open_dir_in_root(root.get(), dest, true));
+        DFGEN_CHECK(open_dir_in_root(root.get(), dest, true, dest_uid, dest_gid));
       }
       if (!item.is_dir) continue;
     } else if (item.is_dir) {

@@ -268,5 +268,22 @@ EOF
             "/hd 1234:2345\n/hd/sub 1234:2345\n/hd/sub/f 1234:2345\n");
 }
 
+// The dirs COPY --parents creates for dest belong to --chown's owner, also
+// when the source is its own pivot (nothing of its path kept below dest).
+TEST(CopyFlags, ParentsGivesTheDestDirsItCreatesToTheChownOwner) {
+  Project p("parentschown");
+  sh("mkdir -p " + q(p.ctx + "/dir"));
+  write_file(p.ctx + "/dir/f", "f\n");
+  write_file(p.ctx + "/Dockerfile", with_nonce(R"(FROM busybox
+RUN echo @NONCE@ > /nonce
+COPY --parents --chown=1234:2345 dir/./ /pe/x/
+)"));
+  ASSERT_EQ(p.generate().exit_code, 0);
+  Output built = p.build();
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  EXPECT_EQ(p.in_image("stat -c '%n %u:%g' /pe /pe/x /pe/x/f").output,
+            "/pe 1234:2345\n/pe/x 1234:2345\n/pe/x/f 1234:2345\n");
+}
+
 }  // namespace
 }  // namespace dfgen::e2e
