@@ -409,9 +409,18 @@ void undefined_arg_in_from(const Input& in, const Emit& emit) {
 }
 
 void workdir_relative_path(const Input& in, const Emit& emit) {
-  for (const auto& s : in.stages)
+  // Whether a stage (or the stage it is built on) has a WORKDIR: a stage
+  // inherits its parent's, as in BuildKit, so `FROM build` + `WORKDIR sub`
+  // is not reported.
+  std::vector<bool> set(in.stages.size(), false);
+  for (size_t i = 0; i < in.stages.size(); ++i) {
+    const auto& s = in.stages[i];
+    if (s.parent >= 0) set[i] = set[s.parent];
     for (const Node* n : s.body) {
       if (n->keyword != "workdir" || n->args.empty()) continue;
+      bool was_set = set[i];
+      set[i] = true;
+      if (was_set) break;
       // Only the first WORKDIR of a stage: fixing it fixes the ones after it.
       // A path with variables is left alone: its value may well be absolute.
       if (!n->args[0].starts_with("/") && n->args[0].find('$') == std::string::npos)
@@ -420,6 +429,7 @@ void workdir_relative_path(const Input& in, const Emit& emit) {
                          n->args[0]));
       break;
     }
+  }
 }
 
 // A name that says it holds a secret: one of its words (split at anything

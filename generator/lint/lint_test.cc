@@ -226,6 +226,12 @@ TEST(Lint, CommonDockerfilesRaiseNoFalseWarnings) {
   EXPECT_EQ(warnings_of("FROM busybox\nARG IP=127.0.0.1\nEXPOSE ${IP}:80:80\n"),
             "Dockerfile:3: warning: ExposeInvalidFormat: EXPOSE instruction should not define an IP address or "
             "host-port mapping, found '${IP}:80:80'");
+  // A stage built on a stage with a WORKDIR has one: a relative WORKDIR there
+  // is not reported; a new stage from an image is.
+  EXPECT_EQ(warnings_of("FROM busybox AS base\nWORKDIR /base\nFROM base AS child\nWORKDIR next\n"
+                        "FROM child\nWORKDIR ../sibling\nFROM busybox\nWORKDIR rel\n"),
+            "Dockerfile:8: warning: WorkdirRelativePath: Relative workdir \"rel\" can have unexpected results if "
+            "the base image changes");
   // Only os and architecture are compared (arm-only is linux/arm64/v8).
   EXPECT_EQ(warnings_of("FROM arm-only\n", {}, "linux/arm64/v9"), "(none)");
 }
