@@ -580,7 +580,11 @@ Result<std::optional<Layer>> execute_copy(Store& store, const StepInput& in) {
   for (const auto& [name, content] : heredocs) {
     std::string target = dest;
     auto existing = stat_in_root(root.get(), dest);
-    if (dest_is_dir || many || (existing && S_ISDIR(existing->st_mode))) target = join_dest(dest, name);
+    if (dest_is_dir || many || (existing && S_ISDIR(existing->st_mode)))
+      target = join_dest(dest, name);
+    else if (existing) {   // written through a link to a file, as a source file is
+      DFGEN_TRY(target, resolve_link_in_root(root.get(), ws.root(), dest));
+    }
     if (dp) {
       auto [parent, base] = split_parent(target);
       DFGEN_TRY(UniqueFd pfd, open_dir_in_root(root.get(), parent, true, dest_uid, dest_gid));

@@ -285,5 +285,24 @@ COPY --parents --chown=1234:2345 dir/./ /pe/x/
             "/pe 1234:2345\n/pe/x 1234:2345\n/pe/x/f 1234:2345\n");
 }
 
+// A dest that is a link to a file is written through (the link stays), as
+// BuildKit resolves dest: for a context file and for a heredoc alike.
+TEST(CopyFlags, DestLinkToAFileIsWrittenThrough) {
+  Project p("destlink");
+  write_file(p.ctx + "/new.txt", "new\n");
+  write_file(p.ctx + "/Dockerfile", with_nonce(R"(# syntax=docker/dockerfile:1
+FROM busybox
+RUN echo @NONCE@ > /nonce && echo old > /t1 && echo old > /t2 && ln -s /t1 /l1 && ln -s t2 /l2
+COPY new.txt /l1
+COPY <<EOF /l2
+doc
+EOF
+)"));
+  ASSERT_EQ(p.generate().exit_code, 0);
+  Output built = p.build();
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  EXPECT_EQ(p.in_image("readlink /l1; readlink /l2; cat /t1 /t2").output, "/t1\nt2\nnew\ndoc\n");
+}
+
 }  // namespace
 }  // namespace dfgen::e2e
