@@ -429,43 +429,9 @@ int generate(const Args& a, int argc, char** argv) {
   if (!store) return fail(store.error());
   auto overrides = graph::parse_build_contexts(a.build_contexts);
   if (!overrides) return fail(overrides.error());
-  auto bd = make_build_dir(a);
-  if (!bd) return fail(bd.error());
-  auto pins = graph::read_pins(*bd);
-  if (!pins) return fail(pins.error());
-  std::string dfrun = std::getenv("DFRUN") ? std::getenv("DFRUN") : path_join(self_dir(), "dfrun");
-  Resolver resolver{graph::BaseResolver(*store, *overrides, *pins, a.pull,
-                                        graph::dfrun_importer(dfrun, store->root())),
-                    {}, {}, RegistryFallback{&*store, &*overrides, &*pins, a.pull, {}}};
-  auto p = make_plan(*loaded, a, resolver);
-  if (!p) return fail(p.error());
-  auto checked = run_checks(*loaded, a, [&](const std::string& ref) -> std::optional<Json> {
-    auto it = resolver.bases.find(ref);
-    if (it == resolver.bases.end()) return std::nullopt;
-    return it->second.record.config;
-  });
-  if (!checked) return fail(checked.error());
-  for (const auto& ref : p->external_images) {
-    if (resolver.bases.count(ref)) continue;
-    auto base = resolver.resolve(ref);
-    if (!base) return fail(base.error());
-    resolver.bases[ref] = std::move(*base);
-  }
-
+  // The option values first: a bad one fails before anything is resolved,
+  // pulled or written (not even the build dir is made).
   graph::Options o;
-  o.context_dir = loaded->context;
-  o.dockerfile = loaded->dockerfile;
-  o.ignore_file = find_ignore_file(loaded->context, loaded->dockerfile);
-  if (!o.ignore_file.empty()) {
-    auto text = read_file(o.ignore_file);
-    if (!text) return fail(text.error());
-    auto m = IgnoreMatcher::parse(*text, o.ignore_file);
-    if (!m) return fail(m.error());
-    o.ignore_patterns = m->patterns();
-  }
-  o.build_dir = *bd;
-  o.store_root = store->root();
-  o.dfrun = dfrun;
   auto build_args = parse_build_args(a.build_args);
   if (!build_args) return fail(build_args.error());
   auto epoch = source_date_epoch(*build_args);
@@ -501,6 +467,42 @@ int generate(const Args& a, int argc, char** argv) {
   auto ssh = parse_ssh(a.ssh);
   if (!ssh) return fail(ssh.error());
   o.ssh = *ssh;
+  auto bd = make_build_dir(a);
+  if (!bd) return fail(bd.error());
+  auto pins = graph::read_pins(*bd);
+  if (!pins) return fail(pins.error());
+  std::string dfrun = std::getenv("DFRUN") ? std::getenv("DFRUN") : path_join(self_dir(), "dfrun");
+  Resolver resolver{graph::BaseResolver(*store, *overrides, *pins, a.pull,
+                                        graph::dfrun_importer(dfrun, store->root())),
+                    {}, {}, RegistryFallback{&*store, &*overrides, &*pins, a.pull, {}}};
+  auto p = make_plan(*loaded, a, resolver);
+  if (!p) return fail(p.error());
+  auto checked = run_checks(*loaded, a, [&](const std::string& ref) -> std::optional<Json> {
+    auto it = resolver.bases.find(ref);
+    if (it == resolver.bases.end()) return std::nullopt;
+    return it->second.record.config;
+  });
+  if (!checked) return fail(checked.error());
+  for (const auto& ref : p->external_images) {
+    if (resolver.bases.count(ref)) continue;
+    auto base = resolver.resolve(ref);
+    if (!base) return fail(base.error());
+    resolver.bases[ref] = std::move(*base);
+  }
+
+  o.context_dir = loaded->context;
+  o.dockerfile = loaded->dockerfile;
+  o.ignore_file = find_ignore_file(loaded->context, loaded->dockerfile);
+  if (!o.ignore_file.empty()) {
+    auto text = read_file(o.ignore_file);
+    if (!text) return fail(text.error());
+    auto m = IgnoreMatcher::parse(*text, o.ignore_file);
+    if (!m) return fail(m.error());
+    o.ignore_patterns = m->patterns();
+  }
+  o.build_dir = *bd;
+  o.store_root = store->root();
+  o.dfrun = dfrun;
   auto st = graph::write(*p, resolver.bases, o);
   if (!st) return fail(st.error());
   auto pinned = graph::write_pins(o.build_dir, resolver.pins);
@@ -670,6 +672,13 @@ int cmd_bake(const Args& a, int argc, char** argv) {
   if (!file) return fail(file.error());
   auto bake_path = absolute_path(a.bake);
   if (!bake_path) return fail(bake_path.error());
+  // The command line's option values first, as in generate(): a bad one
+  // fails before any base image is resolved or the build dir is made.
+  if (auto c = compression_option(a.compression); !c) return fail(c.error());
+  if (auto s = parse_secrets(a.secrets); !s) return fail(s.error());
+  if (auto s = parse_ssh(a.ssh); !s) return fail(s.error());
+  if (auto s = parse_cache_specs(a.cache_to, true); !s) return fail(s.error());
+  if (auto s = parse_cache_specs(a.cache_from, false); !s) return fail(s.error());
   auto store = open_store(a);
   if (!store) return fail(store.error());
   auto bd = make_build_dir(a);

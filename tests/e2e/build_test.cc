@@ -306,14 +306,18 @@ TEST(Options, BadValuesAreRefusedAndLeaveTheBuildDirAsItWas) {
       {"--allow network.none", "--allow: network.none not in {network.host,security.insecure}"},
       {"--allow network.host,nope", "--allow: nope not in"},
   };
+  // The same through a bake file.
+  write_file(ctx + "/bake.json", "{\"target\": {\"default\": {\"context\": \"" + ctx + "\"}}}");
+  const std::string missing = fresh + "/not-made";
   for (const auto& bad : bads) {
-    for (const std::string& dir : {b, fresh}) {
-      Output o = sh(base + " -B " + q(dir) + " " + bad.option);
-      EXPECT_NE(o.exit_code, 0) << bad.option;
-      EXPECT_NE(o.output.find(bad.message), std::string::npos) << bad.option << "\n" << o.output;
+    for (const std::string& run : {base + " -B " + q(b), base + " -B " + q(fresh), base + " -B " + q(missing),
+                                   "dfgen --bake " + q(ctx + "/bake.json") + " -B " + q(b)}) {
+      Output o = sh(run + " " + bad.option);
+      EXPECT_NE(o.exit_code, 0) << run << " " << bad.option;
+      EXPECT_NE(o.output.find(bad.message), std::string::npos) << run << " " << bad.option << "\n" << o.output;
     }
     EXPECT_EQ(dir_state(b), before) << bad.option;
-    EXPECT_EQ(sh("ls -A " + q(fresh)).output, "") << bad.option;
+    EXPECT_EQ(sh("ls -A " + q(fresh)).output, "") << bad.option;   // not-made included
   }
   // buildx's comma-separated entitlements are accepted.
   Output both = sh(base + " -B " + q(fresh) + " --allow network.host,security.insecure --ssh default=" +
