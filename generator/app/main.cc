@@ -422,6 +422,28 @@ std::string regen_command(int argc, char** argv, std::optional<int64_t> epoch) {
   return ninja::escape_value(cmd);
 }
 
+// A --cache-to cache-mounts= id that no RUN of the plan mounts is most likely
+// a typo: dfrun would only say, after the build, that it exported nothing.
+// A warning (a shared CI command line may name ids of other Dockerfiles).
+void warn_unused_cache_mounts(const plan::Plan& p, const std::vector<Json>& cache_to, const std::string& where) {
+  std::set<std::string> ids;
+  for (const auto& stage : p.stages)
+    for (const auto& step : stage.steps)
+      for (const auto& m : step.op.value("mounts", Json::array()))
+        if (m.value("type", "") == "cache") {
+          std::string id = m.value("id", "");
+          ids.insert(id.empty() ? m.value("target", "") : id);
+        }
+  std::set<std::string> warned;
+  for (const auto& spec : cache_to)
+    for (const auto& id : spec.value("mounts", Json::array()))
+      if (id.is_string() && !ids.count(id.get<std::string>()) && warned.insert(id.get<std::string>()).second)
+        std::fprintf(stderr,
+                     "dfgen: warning: %s--cache-to cache-mounts=%s: no RUN --mount=type=cache of this build has that "
+                     "id (an id defaults to the mount's target)\n",
+                     where.empty() ? "" : (where + ": ").c_str(), id.get<std::string>().c_str());
+}
+
 int generate(const Args& a, int argc, char** argv) {
   auto loaded = load(a);
   if (!loaded) return fail(loaded.error());
@@ -503,6 +525,7 @@ int generate(const Args& a, int argc, char** argv) {
   o.build_dir = *bd;
   o.store_root = store->root();
   o.dfrun = dfrun;
+  warn_unused_cache_mounts(*p, o.cache_to, "");
   auto st = graph::write(*p, resolver.bases, o);
   if (!st) return fail(st.error());
   auto pinned = graph::write_pins(o.build_dir, resolver.pins);
@@ -655,6 +678,7 @@ Result<graph::ImageGraph> bake_image(const graph::BakeTarget& t, const Args& a, 
     if (!parsed) return std::move(parsed).error().context(where);
     (to ? o.cache_to : o.cache_from) = std::move(*parsed);
   }
+  warn_unused_cache_mounts(g.plan, o.cache_to, where);
   o.run_jobs = a.run_jobs > 0 ? a.run_jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   DFGEN_TRY(o.compression, compression_option(a.compression));
   DFGEN_TRY(o.secrets, parse_secrets(a.secrets));

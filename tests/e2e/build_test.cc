@@ -325,6 +325,22 @@ TEST(Options, BadValuesAreRefusedAndLeaveTheBuildDirAsItWas) {
   EXPECT_EQ(both.exit_code, 0) << both.output;
 }
 
+TEST(Options, CacheMountIdNoRunUsesIsAWarning) {
+  std::string ctx = temp_dir("cachemount-id-ctx"), b = temp_dir("cachemount-id-build");
+  write_file(ctx + "/Dockerfile",
+             "FROM scratch\nRUN --mount=type=cache,id=gobuild,target=/c true\n"
+             "RUN --mount=type=cache,target=/root/.cache true\n");
+  Output o = sh("dfgen " + q(ctx) + " -B " + q(b) + " -t cachemount-id-e2e-" + nonce() + " --cache-to 'type=local,dest=" +
+                ctx + "/c,cache-mounts=gobuild;/root/.cache;gobuld' --cache-to 'type=local,dest=" + ctx +
+                "/c2,cache-mounts=gobuld'");
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_EQ(count_lines_with(o.output, "warning: --cache-to cache-mounts="), 1) << o.output;
+  EXPECT_NE(o.output.find("dfgen: warning: --cache-to cache-mounts=gobuld: no RUN --mount=type=cache of this build "
+                          "has that id"),
+            std::string::npos) << o.output;
+  EXPECT_TRUE(std::ifstream(b + "/build.ninja").good());
+}
+
 TEST(Checks, CopyIgnoredFileSparesWhatAnExceptionReincludes) {
   std::string ctx = temp_dir("ignorecheck-ctx");
   sh("mkdir -p " + q(ctx + "/docs") + " " + q(ctx + "/build"));
