@@ -46,9 +46,10 @@ RUN echo built > /etc/built && chmod 600 /etc/built
 CMD ["/bin/tool"]
 )";
 
-// The context, with explicit modes (a checkout's modes follow its umask).
-void write_context(const std::string& dir) {
-  write_file(dir + "/Dockerfile", kDockerfile);
+// The context of `dockerfile`, with explicit modes (a checkout's modes follow
+// its umask); unused.txt is read by no instruction.
+void write_context(const std::string& dir, const char* dockerfile = kDockerfile) {
+  write_file(dir + "/Dockerfile", dockerfile);
   write_file(dir + "/app/main.txt", "main\n");
   write_file(dir + "/app/sub/data.txt", "data\n");
   write_file(dir + "/tool.sh", "#!/bin/sh\ncat /opt/out/all.txt\n");
@@ -296,16 +297,6 @@ USER 1000:1000
 CMD ["/bin/tool"]
 )";
 
-void write_users_context(const std::string& dir) {
-  write_file(dir + "/Dockerfile", kUsersDockerfile);
-  write_file(dir + "/app/main.txt", "main\n");
-  write_file(dir + "/app/sub/data.txt", "data\n");
-  write_file(dir + "/tool.sh", "#!/bin/sh\ncat /opt/out/all.txt\n");
-  Output m = sh("cd " + q(dir) + " && chmod 0755 tool.sh app app/sub && chmod 0644 Dockerfile "
-                "app/main.txt app/sub/data.txt");
-  ASSERT_EQ(m.exit_code, 0) << m.output;
-}
-
 // A docker-archive of one layer: static busybox as /bin/sh, and /bin/capfile
 // with cap_net_raw (busybox cannot set a capability itself). Made in `dir`.
 std::string capbase_archive(const std::string& dir) {
@@ -392,13 +383,13 @@ TEST(Reproducible, TwoUsersRootAndRootlessGiveTheSameDigest) {
     return sh("export DFGEN_STORE=" + q(root_dir + "/store") + " HOME=" + q(root_dir) + "; cd " +
               q(root_dir) + " && " + c);
   };
-  write_users_context(root_dir + "/ctx");
+  write_context(root_dir + "/ctx", kUsersDockerfile);
 
   // The user: everything under a dir of theirs in /tmp; their context written later.
   std::string user_home = user_dir(kUser, "repro-users");
   Side user{kUser, user_home + "/store", user_home + "/b", nullptr};
   user.run = [user_home](const std::string& c) { return sh_as(kUser, user_home, c); };
-  write_users_context(user_home + "/src/ctx");
+  write_context(user_home + "/src/ctx", kUsersDockerfile);
   std::string caps = capbase_archive(root_dir);
   Output own = sh("cp " + q(tar) + " " + q(user_home + "/base.tar") + " && cp " + q(caps) + " " +
                   q(user_home + "/capbase.tar") + " && chown -R " + kUser + ": " + q(user_home));
