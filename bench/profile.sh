@@ -16,21 +16,7 @@ busybox_tar=$(bash scripts/fixtures.sh busybox | tail -1)
 export DFGEN_STORE=$W/store
 dfrun import "$busybox_tar" -t busybox:latest >/dev/null
 printf 'FROM busybox\nCOPY . /app\n' >"$W/ctx/Dockerfile"
-python3 - "$W/ctx" <<'PY'
-import os, random, sys
-root = sys.argv[1]
-rng = random.Random(42)
-blob = os.urandom(1 << 20)
-for d in range(100):
-    p = os.path.join(root, f"d{d:03}")
-    os.makedirs(p, exist_ok=True)
-    for f in range(200):
-        n = rng.randint(1024, 9 * 1024)
-        off = rng.randint(0, len(blob) - n)
-        with open(os.path.join(p, f"f{f:03}.dat"), "wb") as out:
-            out.write(blob[off:off + n])
-            out.write(f"{d}/{f}".encode())
-PY
+python3 bench/make-tree.py "$W/ctx"
 sleep 2.5   # older than the stat cache's 2 s window, like a real checkout
 dfgen "$W/ctx" -B "$W/build" -t dfgen-bench-profile >/dev/null
 cmd=$(ninja -C "$W/build" -t commands | grep 'dfrun.* step' | head -1)

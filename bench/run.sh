@@ -230,21 +230,7 @@ setup_s3() {
   mkdir -p "$ctx"
   printf 'FROM busybox\nCOPY . /app\n' >"$ctx/Dockerfile"
   # 20,000 files in 100 folders, 5 KiB average (1-9 KiB): ~100 MB.
-  python3 - "$ctx" <<'PY'
-import os, random, sys
-root = sys.argv[1]
-rng = random.Random(42)
-blob = os.urandom(1 << 20)
-for d in range(100):
-    p = os.path.join(root, f"d{d:03}")
-    os.makedirs(p, exist_ok=True)
-    for f in range(200):
-        n = rng.randint(1024, 9 * 1024)
-        off = rng.randint(0, len(blob) - n)
-        with open(os.path.join(p, f"f{f:03}.dat"), "wb") as out:
-            out.write(blob[off:off + n])
-            out.write(f"{d}/{f}".encode())
-PY
+  python3 bench/make-tree.py "$ctx"
 }
 run_s3() {
   local tool=$1 rep=$2
