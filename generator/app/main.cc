@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -444,6 +445,21 @@ void warn_unused_cache_mounts(const plan::Plan& p, const std::vector<Json>& cach
                      where.empty() ? "" : (where + ": ").c_str(), id.get<std::string>().c_str());
 }
 
+// The tag when -t is not given: the context folder's name as a repository
+// name can be (lowercase; other characters than a-z, 0-9, '.', '_', '-'
+// become '-'), so a folder named "MyApp" builds "myapp", not an error.
+std::string default_tag(const std::string& context) {
+  std::string name;
+  for (char c : basename_of(context)) {
+    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    bool ok = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '.' || l == '_' || l == '-';
+    name += ok ? l : '-';
+  }
+  size_t start = name.find_first_not_of("._-");
+  size_t end = name.find_last_not_of("._-");
+  return start == std::string::npos ? "image" : name.substr(start, end - start + 1);
+}
+
 int generate(const Args& a, int argc, char** argv) {
   auto loaded = load(a);
   if (!loaded) return fail(loaded.error());
@@ -461,7 +477,7 @@ int generate(const Args& a, int argc, char** argv) {
   o.source_date_epoch = *epoch;
   o.regen_command = regen_command(argc, argv, o.source_date_epoch);
   std::vector<std::string> tags = a.tags;
-  if (tags.empty()) tags.push_back(basename_of(loaded->context));
+  if (tags.empty()) tags.push_back(default_tag(loaded->context));
   for (const auto& t : tags) {
     auto ref = parse_reference(t);
     if (!ref) return fail(std::move(ref).error().context("-t " + t));
@@ -736,7 +752,7 @@ void add_build_options(CLI::App* app, Args& a) {
       ->check(CLI::PositiveNumber);
   app->add_option("context", a.context, "the build context (default .)");
   app->add_option("-f,--file", a.file, "the Dockerfile (default CONTEXT/Dockerfile)");
-  app->add_option("-t,--tag", a.tags, "NAME[:TAG], repeatable (default: the context folder's name)");
+  app->add_option("-t,--tag", a.tags, "NAME[:TAG], repeatable (default: the context folder's name, lowercased)");
   app->add_option("-B,--build-dir", a.build_dir, "where build.ninja and build state go (default .)");
   app->add_option("--target", a.target, "last stage to build");
   app->add_option("--build-arg", a.build_args, "KEY[=VALUE], repeatable");

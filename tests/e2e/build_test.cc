@@ -3,6 +3,7 @@
 // shared test store.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -339,6 +340,22 @@ TEST(Options, CacheMountIdNoRunUsesIsAWarning) {
                           "has that id"),
             std::string::npos) << o.output;
   EXPECT_TRUE(std::ifstream(b + "/build.ninja").good());
+}
+
+// Without -t the image is named after the context folder, made a valid
+// repository name: "My App.V2" builds "my-app.v2", not an error.
+TEST(Options, DefaultTagIsTheFolderNameLowercased) {
+  std::string parent = temp_dir("default-tag");
+  std::string folder = "My App.V2" + nonce();
+  std::string ctx = parent + "/" + folder, b = temp_dir("default-tag-build");
+  write_file(ctx + "/Dockerfile", "FROM " + fixture("busybox") + "\nCMD [\"echo\", \"named\"]\n");
+  Output gen = sh("dfgen " + q(ctx) + " -B " + q(b));
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  std::string tag;
+  for (char c : folder) tag += c == ' ' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  Output built = sh("ninja -C " + q(b) + " " + q(tag));
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  EXPECT_EQ(sh("dfrun run " + q(tag)).output, "named\n");
 }
 
 TEST(Checks, CopyIgnoredFileSparesWhatAnExceptionReincludes) {
