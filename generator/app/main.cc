@@ -558,9 +558,11 @@ int cmd_parse(const std::string& file) {
   return 0;
 }
 
-// dfgen --check: the build checks only. Base images are looked up in the
-// store (never pulled); an image it lacks leaves UndefinedVar quiet there.
-int cmd_check(const Args& a) {
+// check and inspect: the Dockerfile and a resolver that looks base images up
+// in the store only, like a first dfgen run (no pins read or written, nothing
+// pulled or imported). Returns what `body(loaded, resolver)` returns.
+template <typename Body>
+int with_store_resolver(const Args& a, Body&& body) {
   auto loaded = load(a);
   if (!loaded) return fail(loaded.error());
   auto store = open_store(a);
@@ -568,33 +570,35 @@ int cmd_check(const Args& a) {
   auto overrides = graph::parse_build_contexts(a.build_contexts);
   if (!overrides) return fail(overrides.error());
   Resolver resolver{graph::BaseResolver(*store, *overrides, {}, false, {}), {}, {}};
-  auto checked = run_checks(*loaded, a, [&](const std::string& ref) -> std::optional<Json> {
-    if (!resolver.config_of(ref)) return std::nullopt;
-    return resolver.bases.at(ref).record.config;
+  return body(*loaded, resolver);
+}
+
+// dfgen --check: the build checks only. An image the store lacks leaves
+// UndefinedVar quiet there.
+int cmd_check(const Args& a) {
+  return with_store_resolver(a, [&](const Loaded& loaded, Resolver& resolver) {
+    auto checked = run_checks(loaded, a, [&](const std::string& ref) -> std::optional<Json> {
+      if (!resolver.config_of(ref)) return std::nullopt;
+      return resolver.bases.at(ref).record.config;
+    });
+    if (!checked) return fail(checked.error());
+    return 0;
   });
-  if (!checked) return fail(checked.error());
-  return 0;
 }
 
 int cmd_inspect(const Args& a) {
-  auto loaded = load(a);
-  if (!loaded) return fail(loaded.error());
-  auto store = open_store(a);
-  if (!store) return fail(store.error());
-  auto overrides = graph::parse_build_contexts(a.build_contexts);
-  if (!overrides) return fail(overrides.error());
-  // inspect resolves like a first dfgen run (no pins read, none written, no imports).
-  Resolver resolver{graph::BaseResolver(*store, *overrides, {}, false, {}), {}, {}};
-  auto bo = build_options(*loaded, a);
-  if (!bo) return fail(bo.error());
-  // inspect works without the base images: their config is used when the store has them.
-  auto p = plan::make_plan(loaded->ast, *bo, [&](const std::string& ref) -> Result<Json> {
-    auto cfg = resolver.config_of(ref);
-    return cfg.ok() ? *cfg : Json::object();
+  return with_store_resolver(a, [&](const Loaded& loaded, Resolver& resolver) {
+    auto bo = build_options(loaded, a);
+    if (!bo) return fail(bo.error());
+    // inspect works without the base images: their config is used when the store has them.
+    auto p = plan::make_plan(loaded.ast, *bo, [&](const std::string& ref) -> Result<Json> {
+      auto cfg = resolver.config_of(ref);
+      return cfg.ok() ? *cfg : Json::object();
+    });
+    if (!p) return fail(p.error());
+    std::printf("%s\n", plan::to_json(*p).dump(2).c_str());
+    return 0;
   });
-  if (!p) return fail(p.error());
-  std::printf("%s\n", plan::to_json(*p).dump(2).c_str());
-  return 0;
 }
 
 // dfgen affected [-B BUILD_DIR] FILE...: the stages and images whose steps
