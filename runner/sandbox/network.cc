@@ -14,6 +14,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -135,17 +136,15 @@ PrivateNetwork::PrivateNetwork(PrivateNetwork&& o) noexcept
 
 PrivateNetwork::~PrivateNetwork() {
   if (slirp_pid_ > 0) {
-    slirp_exit_.reset();   // slirp4netns exits when the exit fd closes
-    int status;
-    for (int i = 0; i < 200; ++i) {
-      pid_t r = ::waitpid(slirp_pid_, &status, WNOHANG);
-      if (r == slirp_pid_ || (r < 0 && errno != EINTR)) { slirp_pid_ = -1; break; }
-      ::usleep(10000);
-    }
-    if (slirp_pid_ > 0) {
-      ::kill(slirp_pid_, SIGKILL);
-      ::waitpid(slirp_pid_, &status, 0);
-    }
+    // slirp4netns exits when the exit fd closes, but its exit takes the
+    // kernel ~15 ms (tearing down the tap device): a step need not wait for
+    // that. A detached thread reaps it; if this process ends first, init does.
+    slirp_exit_.reset();
+    pid_t pid = slirp_pid_;
+    std::thread([pid] {
+      int status;
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    }).detach();
   }
   if (!ns_path_.empty()) {
     ::umount2(ns_path_.c_str(), MNT_DETACH);
