@@ -52,6 +52,7 @@ struct Args {
   std::string store;
   bool pull = false;
   std::vector<std::string> allow;   // --allow network.host | security.insecure
+  std::string network;   // --network: RUN steps' network when the RUN names none
   std::string format = "ninja";   // or "cmake" (graph::Options::format)
   std::vector<std::string> secrets;   // --secret id=ID,src=FILE | id=ID,env=VAR
   std::vector<std::string> ssh;       // --ssh default | ID=SOCKET
@@ -326,6 +327,7 @@ Result<plan::BuildOptions> build_options(const Loaded& l, const Args& a) {
   bo.target = a.target;
   bo.dockerfile_name = l.ast.filename;
   bo.allow = {a.allow.begin(), a.allow.end()};
+  bo.network = a.network;
   return bo;
 }
 
@@ -649,6 +651,7 @@ Result<graph::ImageGraph> bake_image(const graph::BakeTarget& t, const Args& a, 
   bo.target = ta.target;
   bo.dockerfile_name = l.ast.filename;
   bo.allow = {a.allow.begin(), a.allow.end()};
+  bo.network = a.network;
   auto planned = plan::make_plan(l.ast, bo, [&](const std::string& ref) { return resolver.config_of(ref); });
   if (!planned) return std::move(planned).error().context(where);
   DFGEN_CHECK(run_checks(l, ta, [&](const std::string& ref) -> std::optional<Json> {
@@ -772,6 +775,8 @@ void add_build_options(CLI::App* app, Args& a) {
   app->add_option("--allow", a.allow, "grant an entitlement: network.host (RUN --network=host), security.insecure (RUN --security=insecure)")
       ->delimiter(',')   // buildx takes "--allow network.host,security.insecure" too
       ->check(CLI::IsMember({"network.host", "security.insecure"}));
+  app->add_option("--network", a.network, "default|none|host: the network of RUN steps without --network (as buildx build --network; host needs no --allow here)")
+      ->check(CLI::IsMember({"default", "none", "host"}));
   app->add_option("--bake", a.bake, "FILE: build every target of a bake file (JSON, as docker buildx bake) from one build.ninja (docs/bake.md)");
   app->add_flag("--check", a.check, "only run the build checks (docs/checks.md); exit 1 only with # check=error=true");
   app->add_option("--compression", a.compression, "gzip (default), zstd or uncompressed, [,level=N]: how the steps compress their layers");

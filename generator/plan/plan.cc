@@ -728,6 +728,9 @@ Status Builder::dispatch_run(StageState& state, const ins::Command& cmd, const i
     mounts.push_back(std::move(mj));
   }
 
+  std::string network = !run.network.empty()    ? run.network
+                        : !options_.network.empty() ? options_.network
+                                                    : "default";
   // Entitlements the build did not grant are an error here, at the line.
   if (run.network == "host" && !options_.allow.count("network.host"))
     return error_at(cmd, "RUN --network=host is not allowed in this build",
@@ -741,7 +744,7 @@ Status Builder::dispatch_run(StageState& state, const ins::Command& cmd, const i
              {"env", env},
              {"cwd", state.workdir()},
              {"user", config_string(state.config, "User")},
-             {"network", run.network.empty() ? "default" : run.network},
+             {"network", network},
              {"files", files}};
   if (!mounts.empty()) op["mounts"] = mounts;
   if (!run.security.empty()) op["security"] = run.security;

@@ -35,6 +35,9 @@ struct BuildOptions {
   bool named_stage_targets = false;
   // Entitlements granted with --allow: "network.host", "security.insecure".
   std::set<std::string> allow;
+  // --network: the network of RUN steps that name none ("" = "default"). Given
+  // on the command line, "host" needs no entitlement (the user asked for it).
+  std::string network;
 };
 
 // The "config" object of an external image's config (Env, Cmd, Entrypoint,

@@ -296,6 +296,21 @@ TEST(PlanRun, HeredocForms) {
   EXPECT_EQ(steps[5].description, "RUN --network=none --mount=type=cache,target=.cache true");
 }
 
+TEST(PlanRun, CommandLineNetworkIsTheDefaultOfRunStepsThatNameNone) {
+  const char* text = "FROM golang:1.21\nRUN true\nRUN --network=none true\n";
+  Plan plain = must_plan(text);
+  EXPECT_EQ(plain.stages[0].steps[0].op["network"], "default");
+  BuildOptions options;
+  options.network = "host";   // as `dfgen --network host`: no --allow needed
+  Plan host = must_plan(text, options);
+  EXPECT_EQ(host.stages[0].steps[0].op["network"], "host");
+  EXPECT_EQ(host.stages[0].steps[1].op["network"], "none");
+  // A RUN asking for the host's network still needs the entitlement.
+  auto refused = plan_text("FROM golang:1.21\nRUN --network=host true\n", options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("RUN --network=host is not allowed"), std::string::npos);
+}
+
 TEST(PlanRun, SshMountsSecurityAndAddUnpackGoIntoTheOp) {
   BuildOptions options;
   options.allow = {"security.insecure"};
