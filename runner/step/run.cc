@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "core/fs.h"
 #include "core/reference.h"
+#include "runner/layer/archive_lazy.h"
 #include "runner/sandbox/sandbox.h"
 #include "runner/step/executors.h"
 #include "runner/step/in_root.h"
@@ -65,7 +68,12 @@ Result<int> run_in(const Workspace& ws, sandbox::ProcessSpec process, const std:
   spec.privileged = privileged;
   std::string bundle = path_join(bundle_parent.empty() ? ws.scratch() : bundle_parent, "bundle");
   DFGEN_CHECK(make_dirs(bundle));
-  return sandbox::run(spec, bundle);
+  // The layer writer needs libarchive once the container is done: load it
+  // while the container starts and runs instead of after.
+  std::thread preload(layer::preload_archive);
+  auto result = sandbox::run(spec, bundle);
+  preload.join();
+  return result;
 }
 
 Result<sandbox::Network> parse_network(const std::string& name) {
