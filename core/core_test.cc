@@ -1,3 +1,5 @@
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include "core/fs.h"
@@ -59,6 +61,19 @@ TEST(Fs, AtomicWriteAndIfChanged) {
   ASSERT_TRUE(w.ok());
   EXPECT_TRUE(*w);
   EXPECT_EQ(*read_file(p), "two");
+}
+
+TEST(Fs, PlainWriteTruncatesAndSetsTheMode) {
+  auto dir = TempDir::create(::testing::TempDir(), "fs");
+  ASSERT_TRUE(dir.ok());
+  std::string p = path_join(dir->path(), "f");
+  ASSERT_TRUE(write_file(p, "a longer first text").ok());
+  ASSERT_TRUE(write_file(p, "short", 0600).ok());
+  EXPECT_EQ(*read_file(p), "short");
+  struct stat st;
+  ASSERT_EQ(::stat(p.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_FALSE(write_file(path_join(dir->path(), "no/such/dir/f"), "x").ok());
 }
 
 TEST(Json, CanonicalSortsKeys) {

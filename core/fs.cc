@@ -98,6 +98,15 @@ static Status write_all(int fd, std::string_view data, const std::string& path) 
   return ok_status();
 }
 
+Status write_file(const std::string& path, std::string_view data, mode_t mode) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+  if (!fd) return Error::sys("create " + path);
+  DFGEN_CHECK(write_all(fd.get(), data, path));
+  if (::fchmod(fd.get(), mode) != 0) return Error::sys("chmod " + path);
+  if (::close(fd.release()) != 0) return Error::sys("close " + path);
+  return ok_status();
+}
+
 Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
   std::string tmp = path + ".tmp." + random_suffix();
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));

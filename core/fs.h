@@ -69,6 +69,9 @@ Status read_chunks(int fd, const std::string& what,
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
 
+// Writes `data` to path (created or truncated, then `mode`), with no fsync:
+// for scratch files that die with the step, such as a container's bundle.
+Status write_file(const std::string& path, std::string_view data, mode_t mode = 0644);
 // Writes `data` to path via temp file + fsync + rename. Parent must exist.
 Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
 // Like write_file_atomic, but leaves the file (and its mtime) alone when it

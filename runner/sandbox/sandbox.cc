@@ -342,8 +342,8 @@ Result<int> run(const ContainerSpec& spec, const std::string& work_dir) {
   }
   auto host_resolv = read_file("/etc/resolv.conf");
   DFGEN_TRY(std::string hosts, hosts_file(s));
-  DFGEN_CHECK(write_file_atomic(files.hosts, hosts));
-  DFGEN_CHECK(write_file_atomic(files.resolv_conf,
+  DFGEN_CHECK(write_file(files.hosts, hosts));
+  DFGEN_CHECK(write_file(files.resolv_conf,
                                 resolv_conf(host_resolv.ok() ? *host_resolv : "", net.has_value())));
   DFGEN_CHECK(mkdir_in_root(rootfs, s.process.cwd.empty() ? "/" : s.process.cwd));
   for (const auto& m : s.mounts) {
@@ -351,7 +351,7 @@ Result<int> run(const ContainerSpec& spec, const std::string& work_dir) {
   }
 
   Json config = oci_config(s, files);
-  DFGEN_CHECK(write_file_atomic(path_join(bundle, "config.json"), config.dump(2)));
+  DFGEN_CHECK(write_file(path_join(bundle, "config.json"), config.dump(2)));
   MountStubs stubs(rootfs, mount_destinations(config));
   auto result = run_runc(bundle, spec.process.stdin_data, files.rootless);
   stubs.cleanup();

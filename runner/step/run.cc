@@ -122,7 +122,7 @@ Result<std::optional<Layer>> execute_run(Store& store, const StepInput& in) {
       DFGEN_TRY(std::string content, spec_field(files[i], where, "content", ""));
       DFGEN_TRY(int64_t mode, spec_field(files[i], where, "mode", int64_t{0644}));
       if (dirname_of(path) != "/dev/pipes") return Error("RUN heredoc files must live in /dev/pipes");
-      DFGEN_CHECK(write_file_atomic(path_join(pipes, basename_of(path)), content, static_cast<mode_t>(mode & 07777)));
+      DFGEN_CHECK(write_file(path_join(pipes, basename_of(path)), content, static_cast<mode_t>(mode & 07777)));
     }
     mounts.push_back({pipes, "/dev/pipes", true});
   }
