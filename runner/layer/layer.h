@@ -33,12 +33,21 @@ struct WriteOptions {
   int level = 0;
   // When set, every timestamp later than this is clamped to it.
   std::optional<int64_t> source_date_epoch;
+  // gzip: copy the compressed bytes of blocks that an earlier layer of the
+  // store already holds (same input, same dictionary) instead of deflating
+  // them, and record this layer's blocks for later ones (gzip_block_cache.h).
+  // The blob is byte for byte the same either way.
+  bool reuse_gzip_blocks = true;
 };
 
 struct LayerInfo {
   Descriptor blob;        // the compressed blob as stored (media type set)
   std::string diff_id;    // sha256 of the uncompressed tar
   bool empty = false;     // the tree held nothing: callers usually drop the layer
+  // gzip: the blob's blocks (pgzip.h), and how many of them were copied from
+  // an earlier blob instead of deflated.
+  int gzip_blocks = 0;
+  int gzip_blocks_reused = 0;
 };
 
 // "gzip", "zstd", "gzip,level=9", "zstd,level=19", "uncompressed": what

@@ -1,6 +1,6 @@
 // Directory tree -> layer blob, in one pass: libarchive writes PAX tar into
 // our callback, which hashes the tar (diff_id), compresses it (gzip: on worker
-// threads, see pgzip.h) and streams the compressed bytes into a BlobWriter
+// threads, see pgzip.h, reusing blocks of earlier layers: gzip_block_cache.h) and streams the compressed bytes into a BlobWriter
 // (which hashes them: the digest).
 #include <archive.h>
 #include <archive_entry.h>
@@ -21,6 +21,7 @@
 
 #include "core/fs.h"
 #include "core/sha256.h"
+#include "runner/layer/gzip_block_cache.h"
 #include "runner/layer/layer.h"
 #include "runner/layer/layer_internal.h"
 #include "runner/layer/pgzip.h"
@@ -36,6 +37,14 @@ class Compressor {
   virtual ~Compressor() = default;
   // Compresses `in`; `finish` ends the stream. Output goes to `out`.
   virtual Status feed(const void* in, size_t size, bool finish, BlobWriter& out) = 0;
+  // The bytes fed so far end the tar entry `name`.
+  virtual Status entry_boundary(std::string_view) { return ok_status(); }
+  // The next entry's header changes from build to build (pgzip.h).
+  virtual Status begin_volatile_entry() { return ok_status(); }
+  // Whether the compressor hashes its input itself (off the caller's
+  // thread); then input_digest() is the diff_id once the stream is finished.
+  virtual bool hashes_input() const { return false; }
+  virtual std::string input_digest() const { return {}; }
 };
 
 class PlainCompressor : public Compressor {
@@ -47,20 +56,30 @@ class PlainCompressor : public Compressor {
 
 // gzip on every CPU (pgzip.h): one gzip member whose bytes do not depend on
 // the thread count; the header has mtime 0 and no name, so the same tar
-// always gives the same bytes.
+// always gives the same bytes. Blocks are cut at entry boundaries (content
+// defined) and, with a cache, copied from earlier blobs when known.
 class GzipCompressor : public Compressor {
  public:
-  explicit GzipCompressor(int level) : level_(level > 0 ? level : -1) {}
+  GzipCompressor(int level, GzipBlockCache* cache) : level_(level > 0 ? level : -1), cache_(cache) {}
   Status feed(const void* in, size_t size, bool finish, BlobWriter& out) override {
-    if (!gz_)
-      gz_ = std::make_unique<ParallelGzip>([&out](const void* d, size_t n) { return out.write(d, n); }, 0,
-                                           ParallelGzip::kDefaultBlock, level_);
+    if (!gz_) start(out);
     if (size) DFGEN_CHECK(gz_->write(in, size));
     return finish ? gz_->finish() : ok_status();
   }
+  Status entry_boundary(std::string_view name) override { return gz_ ? gz_->entry_boundary(name) : ok_status(); }
+  Status begin_volatile_entry() override { return gz_ ? gz_->begin_volatile_entry() : ok_status(); }
+  bool hashes_input() const override { return true; }
+  std::string input_digest() const override { return gz_->input_digest(); }
+  // Every block written (after the last feed).
+  const std::vector<GzipBlock>& blocks() const { return gz_->blocks(); }
 
  private:
+  void start(BlobWriter& out) {
+    gz_ = std::make_unique<ParallelGzip>([&out](const void* d, size_t n) { return out.write(d, n); },
+                                         ParallelGzip::layer_options(level_, cache_));
+  }
   int level_;
+  GzipBlockCache* cache_;
   std::unique_ptr<ParallelGzip> gz_;
 };
 
@@ -94,9 +113,9 @@ class ZstdCompressor : public Compressor {
   std::vector<char> buf_;
 };
 
-std::unique_ptr<Compressor> make_compressor(Compression c, int level) {
+std::unique_ptr<Compressor> make_compressor(Compression c, int level, GzipBlockCache* cache) {
   switch (c) {
-    case Compression::Gzip: return std::make_unique<GzipCompressor>(level);
+    case Compression::Gzip: return std::make_unique<GzipCompressor>(level, cache);
     case Compression::Zstd: return std::make_unique<ZstdCompressor>(level);
     case Compression::None: break;
   }
@@ -112,7 +131,8 @@ const char* media_type_for(Compression c) {
   return kOciLayerTar;
 }
 
-// Where libarchive's output goes: hashed as tar, then compressed into the blob.
+// Where libarchive's output goes: hashed as tar (by the compressor when it
+// can do it on another thread), then compressed into the blob.
 struct Sink {
   Sha256 tar_hash;
   std::unique_ptr<Compressor> compressor;
@@ -122,7 +142,7 @@ struct Sink {
 
 la_ssize_t sink_write(struct archive*, void* data, const void* buf, size_t size) {
   auto* sink = static_cast<Sink*>(data);
-  sink->tar_hash.update(buf, size);
+  if (!sink->compressor->hashes_input()) sink->tar_hash.update(buf, size);
   auto st = sink->compressor->feed(buf, size, false, *sink->blob);
   if (!st.ok()) {
     sink->status = std::move(st);
@@ -243,7 +263,16 @@ Status write_external(struct archive* a, archive_entry* e, const ExternalFile& f
   return ok_status();
 }
 
-Status write_items(struct archive* a, const std::vector<Item>& items, const WriteOptions& opts) {
+// Ends the current entry and tells the compressor: libarchive writes the
+// entry's padding now, and with bytes_per_block 0 every byte of the entry has
+// reached the sink before the boundary is announced.
+Status end_entry(struct archive* a, Sink& sink, const std::string& name) {
+  if (archive_write_finish_entry(a) != ARCHIVE_OK)
+    return Error(fmt::format("write layer entry {}: {}", name, archive_message(a, "libarchive failed")));
+  return sink.compressor->entry_boundary(name);
+}
+
+Status write_items(struct archive* a, Sink& sink, const std::vector<Item>& items, const WriteOptions& opts) {
   auto clamp = [&](int64_t t) {
     return opts.source_date_epoch && t > *opts.source_date_epoch ? *opts.source_date_epoch : t;
   };
@@ -253,6 +282,7 @@ Status write_items(struct archive* a, const std::vector<Item>& items, const Writ
     archive_entry_set_pathname(e.get(), item.name.c_str());
     if (item.external) {
       DFGEN_CHECK(write_external(a, e.get(), *item.external, clamp(item.external->mtime)));
+      DFGEN_CHECK(end_entry(a, sink, item.name));
       continue;
     }
     archive_entry_set_mtime(e.get(), clamp(item.st.st_mtim.tv_sec), 0);
@@ -294,9 +324,13 @@ Status write_items(struct archive* a, const std::vector<Item>& items, const Writ
       }
       DFGEN_CHECK(add_xattrs(e.get(), item.source));
     }
+    // A directory's mtime (and so an opaque marker's) moves with what is
+    // created in it, and is the build time for a COPY's directories.
+    if (item.kind == Kind::Opaque || S_ISDIR(item.st.st_mode)) DFGEN_CHECK(sink.compressor->begin_volatile_entry());
     if (archive_write_header(a, e.get()) != ARCHIVE_OK)
       return Error(fmt::format("write layer entry {}: {}", item.name, archive_message(a, "libarchive failed")));
     if (data) DFGEN_CHECK(copy_file_data(a, item.source));
+    DFGEN_CHECK(end_entry(a, sink, item.name));
   }
   return ok_status();
 }
@@ -344,18 +378,25 @@ Result<LayerInfo> write_layer(Store& store, const std::string& dir, const WriteO
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.name < b.name; });
 
   DFGEN_TRY(BlobWriter blob, store.blob_writer());
+  std::optional<StoreGzipBlockCache> cache;
+  if (opts.compression == Compression::Gzip && opts.reuse_gzip_blocks) cache.emplace(store);
   Sink sink;
-  sink.compressor = make_compressor(opts.compression, opts.level);
+  sink.compressor = make_compressor(opts.compression, opts.level, cache ? &*cache : nullptr);
   sink.blob = &blob;
+  // Starts the compressor (no bytes): entry calls may come before the first write.
+  DFGEN_CHECK(sink.compressor->feed(nullptr, 0, false, blob));
 
   ArchivePtr a(archive_write_new(), archive_write_free);
   if (!a) return Error("write layer: archive_write_new failed");
   archive_write_set_format_pax_restricted(a.get());
   archive_write_add_filter_none(a.get());
+  // No buffering in libarchive: an entry's bytes are all in the sink when it
+  // ends (end_entry). The tar is the same bytes (no padding of the last block).
+  archive_write_set_bytes_per_block(a.get(), 0);
   archive_write_set_bytes_in_last_block(a.get(), 1);
   if (archive_write_open2(a.get(), &sink, nullptr, sink_write, nullptr, nullptr) != ARCHIVE_OK)
     return Error(fmt::format("write layer {}: {}", dir, archive_message(a.get(), "libarchive failed")));
-  Status st = write_items(a.get(), items, opts);
+  Status st = write_items(a.get(), sink, items, opts);
   if (st.ok() && archive_write_close(a.get()) != ARCHIVE_OK)
     st = Error(fmt::format("write layer: {}", archive_message(a.get(), "libarchive failed")));
   if (!sink.status.ok()) st = std::move(sink.status);
@@ -363,9 +404,14 @@ Result<LayerInfo> write_layer(Store& store, const std::string& dir, const WriteO
   DFGEN_CHECK(sink.compressor->feed(nullptr, 0, true, blob));
 
   LayerInfo info;
-  info.diff_id = sink.tar_hash.digest();
+  info.diff_id = sink.compressor->hashes_input() ? sink.compressor->input_digest() : sink.tar_hash.digest();
   info.empty = items.empty();
   DFGEN_TRY(info.blob, blob.commit(media_type_for(opts.compression)));
+  if (auto* gz = dynamic_cast<GzipCompressor*>(sink.compressor.get())) {
+    for (const GzipBlock& b : gz->blocks()) info.gzip_blocks_reused += b.reused ? 1 : 0;
+    info.gzip_blocks = static_cast<int>(gz->blocks().size());
+    if (cache) DFGEN_CHECK(cache->record(info.blob.digest, gz->blocks()));
+  }
   return info;
 }
 
