@@ -1,63 +1,77 @@
 #include "runner/layer/gzip_block_cache.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
-#include <atomic>
-#include <cinttypes>
-#include <cstdio>
-#include <thread>
+#include <cstring>
 
 #include <fmt/format.h>
 
-#include "core/fs.h"
 #include "core/sha256.h"
 
 namespace dfgen::layer {
 
 namespace {
 
-constexpr std::string_view kMagic = "dfgen-gzblock 1 ";
+constexpr uint32_t kSlotMagic = 0x31425a47;   // "GZB1"
+constexpr size_t kBucketSize = kGzipSlotSize * kGzipBucketSlots;
+constexpr off_t kIndexSize = static_cast<off_t>(kBucketSize * kGzipBuckets);
 
-uint32_t crc_of(std::string_view a, std::string_view b) {
-  uLong c = crc32(0L, reinterpret_cast<const Bytef*>(a.data()), static_cast<uInt>(a.size()));
-  return static_cast<uint32_t>(crc32(c, reinterpret_cast<const Bytef*>(b.data()), static_cast<uInt>(b.size())));
+void put32(unsigned char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+void put64(unsigned char* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+uint32_t get32(const unsigned char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t get64(const unsigned char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
 }
 
-std::string entry_body(const GzipBlockEntry& e) {
-  return fmt::format("{}{} {} {} {:08x} {} {:08x}", kMagic, e.blob, e.offset, e.size, e.crc, e.input_size,
-                     e.output_crc);
-}
-
-bool is_key(std::string_view key) {
-  return key.size() == 64 && key.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
-// Reads a small file whole (an entry is about 150 bytes); nullopt if it
-// cannot be read or is longer than `limit`.
-std::optional<std::string> read_small(const std::string& path, size_t limit) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return std::nullopt;
-  std::string text(limit + 1, '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::nullopt;
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
+// 64 lowercase hex digits <-> 32 bytes.
+bool from_hex(std::string_view hex, unsigned char* out) {
+  if (hex.size() != 64) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < 32; ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<unsigned char>(hi << 4 | lo);
   }
-  if (got > limit) return std::nullopt;
-  text.resize(got);
-  return text;
+  return true;
 }
+std::string to_hex(const unsigned char* p) {
+  static const char digits[] = "0123456789abcdef";
+  std::string s(64, '0');
+  for (size_t i = 0; i < 32; ++i) {
+    s[2 * i] = digits[p[i] >> 4];
+    s[2 * i + 1] = digits[p[i] & 15];
+  }
+  return s;
+}
+
+uint32_t slot_check(const unsigned char* slot) {
+  return static_cast<uint32_t>(crc32(0L, slot + 8, static_cast<uInt>(kGzipSlotSize - 8)));
+}
+
+off_t bucket_offset(const unsigned char* key) { return static_cast<off_t>(get32(key) % kGzipBuckets * kBucketSize); }
 
 bool pread_all(int fd, unsigned char* p, size_t size, uint64_t offset) {
   while (size > 0) {
     ssize_t n = ::pread(fd, p, size, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;   // an error, or the blob is shorter
+    if (n <= 0) return false;   // an error, or the file is shorter
     p += n;
     size -= static_cast<size_t>(n);
     offset += static_cast<uint64_t>(n);
@@ -67,43 +81,70 @@ bool pread_all(int fd, unsigned char* p, size_t size, uint64_t offset) {
 
 }  // namespace
 
-std::string format_gzip_block_entry(std::string_view key, const GzipBlockEntry& e) {
-  std::string body = entry_body(e);
-  return fmt::format("{} {:08x}\n", body, crc_of(key, body));
+GzipSlot encode_gzip_slot(const GzipBlockEntry& e) {
+  GzipSlot s{};
+  put32(&s[0], kSlotMagic);
+  from_hex(e.key, &s[8]);
+  if (is_sha256_digest(e.blob)) from_hex(digest_hex(e.blob), &s[40]);
+  put64(&s[72], e.offset);
+  put64(&s[80], e.size);
+  put64(&s[88], e.input_size);
+  put32(&s[96], e.crc);
+  put32(&s[100], e.output_crc);
+  put32(&s[4], slot_check(s.data()));
+  return s;
 }
 
-std::optional<GzipBlockEntry> parse_gzip_block_entry(std::string_view key, std::string_view text) {
-  if (!text.starts_with(kMagic) || text.size() > 400) return std::nullopt;
-  std::string s(text.substr(kMagic.size()));
-  char blob[80];
-  uint64_t offset = 0, size = 0, input_size = 0;
-  unsigned crc = 0, output_crc = 0, check = 0;
-  if (std::sscanf(s.c_str(), "%79s %" SCNu64 " %" SCNu64 " %8x %" SCNu64 " %8x %8x", blob, &offset, &size, &crc,
-                  &input_size, &output_crc, &check) != 7)
-    return std::nullopt;
-  GzipBlockEntry e{blob, offset, size, crc, input_size, output_crc};
-  if (!is_sha256_digest(e.blob)) return std::nullopt;
-  // Canonical text only: anything scanf let through that format would not
-  // write (signs, spaces, leading zeros, trailing bytes) is corruption.
-  if (format_gzip_block_entry(key, e) != text) return std::nullopt;
+std::optional<GzipBlockEntry> decode_gzip_slot(const unsigned char* s) {
+  if (get32(s) != kSlotMagic || get32(s + 4) != slot_check(s)) return std::nullopt;
+  GzipBlockEntry e;
+  e.key = to_hex(s + 8);
+  e.blob = "sha256:" + to_hex(s + 40);
+  e.offset = get64(s + 72);
+  e.size = get64(s + 80);
+  e.input_size = get64(s + 88);
+  e.crc = get32(s + 96);
+  e.output_crc = get32(s + 100);
   return e;
 }
 
-std::string gzip_block_cache_dir(const Store& store) { return path_join(store.root(), "cache/gzblocks"); }
+std::string gzip_block_index_path(const Store& store) { return path_join(store.root(), "cache/gzblocks/index"); }
+
+StoreGzipBlockCache::StoreGzipBlockCache(const Store& store) : store_(store) {
+  std::string path = gzip_block_index_path(store);
+  if (!make_dirs(dirname_of(path)).ok()) return;
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd && errno == EACCES) {
+    // Another user's index (a store shared with root): read it, record nothing.
+    index_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    return;
+  }
+  writable_ = true;
+  struct stat st;
+  if (!fd || ::fstat(fd.get(), &st) != 0) return;
+  // Several processes may do this at once: each extends it to the same size.
+  if (st.st_size < kIndexSize && ::ftruncate(fd.get(), kIndexSize) != 0) return;
+  index_ = std::move(fd);
+}
 
 std::optional<GzipBlockCache::Hit> StoreGzipBlockCache::find(const std::string& key, uint64_t input_size) {
-  if (!is_key(key)) return std::nullopt;
-  auto text = read_small(path_join(gzip_block_cache_dir(store_), key), 400);
-  if (!text) return std::nullopt;
-  auto e = parse_gzip_block_entry(key, *text);
+  unsigned char k[32];
+  if (!index_ || !from_hex(key, k)) return std::nullopt;
+  unsigned char bucket[kBucketSize];
+  if (!pread_all(index_.get(), bucket, sizeof bucket, static_cast<uint64_t>(bucket_offset(k)))) return std::nullopt;
+  std::optional<GzipBlockEntry> e;
+  for (size_t i = 0; i < kGzipBucketSlots && !e; ++i) {
+    const unsigned char* slot = bucket + i * kGzipSlotSize;
+    if (std::memcmp(slot + 8, k, 32) == 0) e = decode_gzip_slot(slot);
+  }
   // Deflate never grows a block by more than 5 bytes per 16 KiB stored, plus
   // a few bytes: a larger size is corruption (and no huge allocation).
   if (!e || e->input_size != input_size || e->size > input_size + input_size / 1024 + 1024) return std::nullopt;
-  UniqueFd fd(::open(store_.blob_path(e->blob).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return std::nullopt;
+  UniqueFd blob(::open(store_.blob_path(e->blob).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!blob) return std::nullopt;
   Hit hit;
   hit.bytes.resize(e->size);
-  if (!pread_all(fd.get(), hit.bytes.data(), hit.bytes.size(), e->offset)) return std::nullopt;
+  if (!pread_all(blob.get(), hit.bytes.data(), hit.bytes.size(), e->offset)) return std::nullopt;
   if (crc32(0L, hit.bytes.data(), static_cast<uInt>(hit.bytes.size())) != e->output_crc) return std::nullopt;
   hit.crc = e->crc;
   hit.output_crc = e->output_crc;
@@ -113,40 +154,31 @@ std::optional<GzipBlockCache::Hit> StoreGzipBlockCache::find(const std::string& 
 }
 
 Status StoreGzipBlockCache::record(std::string_view blob_digest, const std::vector<GzipBlock>& blocks) {
-  static std::atomic<uint64_t> counter{0};
-  std::string dir = gzip_block_cache_dir(store_);
-  DFGEN_CHECK(make_dirs(dir));
-  std::string tmp_dir = path_join(store_.root(), "tmp");
+  if (!index_ || !writable_) return ok_status();
   for (const GzipBlock& b : blocks) {
-    if (!is_key(b.key)) continue;   // not hashed (an empty last block)
+    unsigned char k[32];
+    if (!from_hex(b.key, k)) continue;   // not hashed (a small block)
     if (b.reused) {
       std::lock_guard lock(mu_);
       auto it = found_in_.find(b.key);
       if (it != found_in_.end() && it->second == blob_digest) continue;   // already points here
     }
-    GzipBlockEntry e{std::string(blob_digest), b.offset, b.size, b.crc, b.input_size, b.output_crc};
-    std::string text = format_gzip_block_entry(b.key, e);
-    std::string tmp = path_join(tmp_dir, fmt::format("gzblock-{}-{}", ::getpid(), counter++));
-    {
-      UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-      if (!fd) return Error::sys("create " + tmp);
-      if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-        Error err = Error::sys("write " + tmp);
-        ::unlink(tmp.c_str());
-        return err;
-      }
-      if (::close(fd.release()) != 0) {
-        Error err = Error::sys("close " + tmp);
-        ::unlink(tmp.c_str());
-        return err;
-      }
-    }
-    std::string path = path_join(dir, b.key);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      Error err = Error::sys(fmt::format("rename {} to {}", tmp, path));
-      ::unlink(tmp.c_str());
-      return err;
-    }
+    off_t at = bucket_offset(k);
+    unsigned char bucket[kBucketSize];
+    if (!pread_all(index_.get(), bucket, sizeof bucket, static_cast<uint64_t>(at)))
+      return Error::sys(fmt::format("read {}", gzip_block_index_path(store_)));
+    // Its own slot, else an unused one, else one the key picks.
+    size_t pick = kGzipBucketSlots;
+    for (size_t i = 0; i < kGzipBucketSlots && pick == kGzipBucketSlots; ++i)
+      if (std::memcmp(bucket + i * kGzipSlotSize + 8, k, 32) == 0) pick = i;
+    for (size_t i = 0; i < kGzipBucketSlots && pick == kGzipBucketSlots; ++i)
+      if (!decode_gzip_slot(bucket + i * kGzipSlotSize)) pick = i;
+    if (pick == kGzipBucketSlots) pick = k[4] % kGzipBucketSlots;
+    GzipBlockEntry e{b.key, std::string(blob_digest), b.offset, b.size, b.crc, b.input_size, b.output_crc};
+    GzipSlot slot = encode_gzip_slot(e);
+    off_t slot_at = at + static_cast<off_t>(pick * kGzipSlotSize);
+    if (::pwrite(index_.get(), slot.data(), slot.size(), slot_at) != static_cast<ssize_t>(slot.size()))
+      return Error::sys(fmt::format("write {}", gzip_block_index_path(store_)));
   }
   return ok_status();
 }

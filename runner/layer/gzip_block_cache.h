@@ -2,25 +2,29 @@
 // that shares blocks with an earlier one (a COPY of a big tree where one file
 // changed) copies their bytes instead of deflating them again (pgzip.h).
 //
-//   $STORE/cache/gzblocks/<key>   one entry per block key (64 hex digits), a
-//                                 line of text:
+//   $STORE/cache/gzblocks/index   a fixed-size table: kGzipBuckets buckets of
+//                                 kGzipBucketSlots slots of kGzipSlotSize
+//                                 bytes (8 MiB, sparse until written)
 //
-//   dfgen-gzblock 1 <blob digest> <offset> <size> <crc> <input size> <output crc> <check>
+// A key (32 bytes) lives in the bucket numbered by its first 4 bytes (little
+// endian) modulo kGzipBuckets, in any of its slots. A slot, little endian:
 //
-// The block's compressed bytes are blob[offset, offset + size); <crc> is the
-// CRC-32 of its input (8 hex digits), <output crc> that of the compressed
-// bytes, <check> the CRC-32 of the key and the line before " <check>". An
-// entry is only a hint: one that does not parse back to exactly its text,
-// whose check fails, whose blob is gone or too short, or whose bytes have
-// another CRC is ignored (the block is deflated). Entries are written to
-// $STORE/tmp and renamed (atomic; several processes may write the same key,
-// the last one wins, each is whole) without fsync: after a crash an entry
-// may be empty or missing, which reads as unknown. A blob's entries are
-// written after it is committed, so an entry never names a blob that was not
-// there when it was written; prune may remove the blob later, and the entry
-// then reads as unknown.
+//   0 u32 "GZB1"   4 u32 CRC-32 of bytes 8-127   8 key[32]   40 blob sha256[32]
+//   72 u64 offset   80 u64 size   88 u64 input size   96 u32 CRC-32 of the input
+//   100 u32 CRC-32 of the compressed bytes   104-127 zero
+//
+// The block's compressed bytes are blob[offset, offset + size). A slot is
+// only a hint: one whose check fails (never written, torn by a concurrent
+// write or a crash: slots are written with one pwrite each, without fsync),
+// whose blob is gone or too short, or whose bytes have another CRC is
+// ignored, and the block is deflated. Writing a key replaces its own slot,
+// else an unused one, else one picked by the key: the table never grows, a
+// stale slot costs nothing and is overwritten in time, so neither prune nor
+// check has anything to do with it. A blob's blocks are recorded after it is
+// committed, so a slot never names a blob that was not in the store.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -29,14 +33,20 @@
 #include <string_view>
 #include <vector>
 
+#include "core/fs.h"
 #include "core/result.h"
 #include "core/store.h"
 #include "runner/layer/pgzip.h"
 
 namespace dfgen::layer {
 
-// One entry, parsed.
+inline constexpr size_t kGzipSlotSize = 128;
+inline constexpr size_t kGzipBucketSlots = 4;
+inline constexpr size_t kGzipBuckets = 16384;
+
+// One slot, decoded.
 struct GzipBlockEntry {
+  std::string key;           // 64 hex digits
   std::string blob;          // "sha256:..."
   uint64_t offset = 0;
   uint64_t size = 0;
@@ -45,15 +55,17 @@ struct GzipBlockEntry {
   uint32_t output_crc = 0;
 };
 
-std::string format_gzip_block_entry(std::string_view key, const GzipBlockEntry& e);
-// nullopt unless `text` is exactly what format_gzip_block_entry(key, e) gives for some e.
-std::optional<GzipBlockEntry> parse_gzip_block_entry(std::string_view key, std::string_view text);
+using GzipSlot = std::array<unsigned char, kGzipSlotSize>;
+GzipSlot encode_gzip_slot(const GzipBlockEntry& e);   // key and blob must be valid
+std::optional<GzipBlockEntry> decode_gzip_slot(const unsigned char* slot);
 
-std::string gzip_block_cache_dir(const Store& store);   // $STORE/cache/gzblocks
+std::string gzip_block_index_path(const Store& store);   // $STORE/cache/gzblocks/index
 
 class StoreGzipBlockCache : public GzipBlockCache {
  public:
-  explicit StoreGzipBlockCache(const Store& store) : store_(store) {}
+  // Opens (creating) the index; without one (an error) nothing is found or
+  // recorded; another user's (EACCES) is only read.
+  explicit StoreGzipBlockCache(const Store& store);
 
   std::optional<Hit> find(const std::string& key, uint64_t input_size) override;
 
@@ -63,6 +75,8 @@ class StoreGzipBlockCache : public GzipBlockCache {
 
  private:
   const Store& store_;
+  UniqueFd index_;
+  bool writable_ = false;
   std::mutex mu_;
   std::map<std::string, std::string> found_in_;   // key -> blob a hit came from
 };

@@ -302,19 +302,24 @@ class GzipReuseTest : public ::testing::Test {
     EXPECT_EQ(info.blob.digest, fresh->blob.digest) << "the same bytes as deflating every block";
   }
 
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    std::string dir = gzip_block_cache_dir(*store_);
-    for (const auto& n : list(dir)) names.push_back(dir + "/" + n);
-    return names;
-  }
-  static std::vector<std::string> list(const std::string& dir) {
-    std::vector<std::string> out;
-    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
-    if (!d) return out;
-    while (dirent* e = ::readdir(d.get()))
-      if (e->d_name[0] != '.') out.push_back(e->d_name);
+  // The offsets of the index's valid slots, in file order.
+  std::vector<off_t> slots() const {
+    std::vector<off_t> out;
+    auto index = read_file(gzip_block_index_path(*store_));
+    if (!index.ok()) return out;
+    for (size_t at = 0; at + kGzipSlotSize <= index->size(); at += kGzipSlotSize)
+      if (decode_gzip_slot(reinterpret_cast<const unsigned char*>(index->data() + at))) out.push_back(static_cast<off_t>(at));
     return out;
+  }
+  GzipSlot read_slot(off_t at) const {
+    GzipSlot s{};
+    UniqueFd fd(::open(gzip_block_index_path(*store_).c_str(), O_RDONLY | O_CLOEXEC));
+    EXPECT_EQ(::pread(fd.get(), s.data(), s.size(), at), static_cast<ssize_t>(s.size()));
+    return s;
+  }
+  void write_slot(off_t at, const GzipSlot& s) const {
+    UniqueFd fd(::open(gzip_block_index_path(*store_).c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_EQ(::pwrite(fd.get(), s.data(), s.size(), at), static_cast<ssize_t>(s.size()));
   }
 
   std::optional<TempDir> dir_;
@@ -327,7 +332,7 @@ TEST_F(GzipReuseTest, OneFileChangedReusesTheOtherBlocksAndTheBlobIsExact) {
   ASSERT_TRUE(a.ok()) << a.error().render();
   EXPECT_EQ(a->gzip_blocks_reused, 0);
   EXPECT_GT(a->gzip_blocks, 4);
-  EXPECT_FALSE(entries().empty()) << "blocks recorded";
+  EXPECT_GE(slots().size(), 4u) << "blocks recorded";
   expect_correct(*a);
 
   grow_middle_file();
@@ -348,28 +353,27 @@ TEST_F(GzipReuseTest, OneFileChangedReusesTheOtherBlocksAndTheBlobIsExact) {
 TEST_F(GzipReuseTest, BrokenEntriesAndMissingBlobsFallBackToDeflate) {
   auto a = write_layer(*store_, tree_);
   ASSERT_TRUE(a.ok());
-  auto names = entries();
-  ASSERT_GE(names.size(), 4u);
-  // Garbage, an empty file, a valid line with a wrong offset (its check is
-  // recomputed, so only the bytes' CRC can tell), and a line whose check fails.
-  ASSERT_TRUE(write_file_atomic(names[0], "garbage\n").ok());
-  ASSERT_TRUE(write_file_atomic(names[1], "").ok());
+  auto at = slots();
+  ASSERT_GE(at.size(), 4u);
+  // Zeros, garbage, a slot with a wrong offset (its check recomputed, so only
+  // the bytes' CRC can tell), and one with a byte flipped (its check fails).
+  write_slot(at[0], GzipSlot{});
   {
-    std::string key = basename_of(names[2]);
-    auto text = read_file(names[2]);
-    ASSERT_TRUE(text.ok());
-    auto e = parse_gzip_block_entry(key, *text);
-    ASSERT_TRUE(e.has_value()) << *text;
-    e->offset += 1;
-    ASSERT_TRUE(write_file_atomic(names[2], format_gzip_block_entry(key, *e)).ok());
+    GzipSlot junk;
+    for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<unsigned char>(i * 37 + 11);
+    write_slot(at[1], junk);
   }
   {
-    auto text = read_file(names[3]);
-    ASSERT_TRUE(text.ok());
-    std::string bad = *text;
-    bad[bad.find(' ', 20) + 1] ^= 1;   // the offset's first digit: the check fails
-    ASSERT_TRUE(write_file_atomic(names[3], bad).ok());
-    EXPECT_FALSE(parse_gzip_block_entry(basename_of(names[3]), bad).has_value());
+    auto e = decode_gzip_slot(read_slot(at[2]).data());
+    ASSERT_TRUE(e.has_value());
+    e->offset += 1;
+    write_slot(at[2], encode_gzip_slot(*e));
+  }
+  {
+    GzipSlot flipped = read_slot(at[3]);
+    flipped[80] ^= 1;   // the size
+    EXPECT_FALSE(decode_gzip_slot(flipped.data()).has_value());
+    write_slot(at[3], flipped);
   }
   auto b = write_layer(*store_, tree_);
   ASSERT_TRUE(b.ok()) << b.error().render();
@@ -407,28 +411,27 @@ TEST_F(GzipReuseTest, OnlyGzipLayersUseTheCache) {
     ASSERT_TRUE(info.ok());
     EXPECT_EQ(info->gzip_blocks, 0);
   }
-  EXPECT_TRUE(entries().empty());
+  EXPECT_TRUE(slots().empty());
 }
 
-TEST(GzipBlockEntry, FormatsAndParsesOnlyCanonicalText) {
-  std::string key(64, 'a');
-  GzipBlockEntry e{"sha256:" + std::string(64, 'b'), 10, 2000, 0xdeadbeef, 4096, 0x1234};
-  std::string text = format_gzip_block_entry(key, e);
-  auto back = parse_gzip_block_entry(key, text);
-  ASSERT_TRUE(back.has_value()) << text;
+TEST(GzipBlockEntry, SlotsRoundTripAndAnyChangedByteIsRefused) {
+  GzipBlockEntry e{std::string(64, 'a'), "sha256:" + std::string(63, 'b') + "c", 10, 2000, 0xdeadbeef, 4096, 0x1234};
+  GzipSlot s = encode_gzip_slot(e);
+  auto back = decode_gzip_slot(s.data());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->key, e.key);
   EXPECT_EQ(back->blob, e.blob);
   EXPECT_EQ(back->offset, 10u);
   EXPECT_EQ(back->size, 2000u);
   EXPECT_EQ(back->crc, 0xdeadbeefu);
   EXPECT_EQ(back->input_size, 4096u);
   EXPECT_EQ(back->output_crc, 0x1234u);
-  EXPECT_FALSE(parse_gzip_block_entry(std::string(64, 'c'), text)) << "another key's entry";
-  EXPECT_FALSE(parse_gzip_block_entry(key, text.substr(0, text.size() - 1))) << "no newline";
-  EXPECT_FALSE(parse_gzip_block_entry(key, text + "x"));
-  EXPECT_FALSE(parse_gzip_block_entry(key, ""));
-  std::string spaced = text;
-  spaced.insert(spaced.find(" 10 ") + 1, "0");   // "010": not what format writes
-  EXPECT_FALSE(parse_gzip_block_entry(key, spaced));
+  for (size_t i = 0; i < s.size(); ++i) {
+    GzipSlot bad = s;
+    bad[i] ^= 0x10;
+    EXPECT_FALSE(decode_gzip_slot(bad.data()).has_value()) << "byte " << i;
+  }
+  EXPECT_FALSE(decode_gzip_slot(GzipSlot{}.data()).has_value()) << "an unused slot";
 }
 
 }  // namespace

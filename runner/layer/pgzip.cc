@@ -49,8 +49,8 @@ std::string block_key(const Block& b, int level) {
   return h.hex();
 }
 
-// Each block's first kProbe bytes are deflated alone at level 1 first. When
-// they come out at least kStoredRatio of their size (random or already
+// Each block's first kProbe bytes (all of a shorter one's, from kMinProbe
+// up) are deflated alone at level 1 first. When they come out at least kStoredRatio of their size (random or already
 // compressed data) the block is written as stored deflate blocks: deflating
 // it would cost the most CPU of any input and gain nothing. At the default
 // level, a block that compresses poorly (at least kFastRatio: say small
@@ -60,6 +60,7 @@ std::string block_key(const Block& b, int level) {
 // compresses well (text, binaries, zeros) gets level 6. The choice depends
 // only on the block's bytes, so the output still depends only on the input.
 constexpr size_t kProbe = 64 << 10;
+constexpr size_t kMinProbe = 4 << 10;
 constexpr double kStoredRatio = 0.99;
 constexpr double kFastRatio = 0.75;
 
@@ -137,11 +138,12 @@ class Deflater {
   }
 
  private:
-  // Compressed size / size of the block's first kProbe bytes at level 1;
-  // 0 (compress as asked) for a block shorter than that.
+  // Compressed size / size of the block's first kProbe bytes (all of a
+  // shorter block's) at level 1; 0 (compress as asked) for a block shorter
+  // than kMinProbe (a directory's header, say).
   double probe_ratio(const Block& b) {
     size_t n = std::min(b.input.size(), kProbe);
-    if (n < kProbe || deflateReset(&probe_) != Z_OK) return 0;
+    if (n < kMinProbe || deflateReset(&probe_) != Z_OK) return 0;
     probe_out_.resize(deflateBound(&probe_, n));
     probe_.next_in = const_cast<Bytef*>(b.input.data());
     probe_.avail_in = static_cast<uInt>(n);
@@ -186,7 +188,7 @@ struct ParallelGzip::Impl {
   uint64_t entry_bytes = 0;             // since the last entry boundary
   uint64_t run_bytes = 0;               // since the last volatile entry
   bool isolating = false;               // the current block holds just a volatile entry
-  bool next_without_dict = false;       // the next block follows a volatile entry
+  bool current_without_dict = false;    // the current block starts at or after a volatile entry
   bool finished = false;
   Status status = ok_status();          // the caller's first error
 
@@ -320,8 +322,8 @@ struct ParallelGzip::Impl {
   Status submit(bool last) {
     auto b = std::make_shared<Block>();
     b->input.swap(current);
-    if (!next_without_dict) b->dict = dict;
-    next_without_dict = false;
+    if (!current_without_dict) b->dict = dict;
+    current_without_dict = false;
     b->last = last;
     if (!last) {
       size_t n = std::min(kDictSize, b->input.size());
@@ -388,7 +390,7 @@ struct ParallelGzip::Impl {
       entry_bytes = 0;
       run_bytes = 0;
       DFGEN_CHECK(submit(false));
-      next_without_dict = true;
+      current_without_dict = true;
       return ok_status();
     }
     bool cut = content_defined() && current.size() >= opts.min_block && cut_after(name);
@@ -398,8 +400,11 @@ struct ParallelGzip::Impl {
 
   Status begin_volatile_entry() {
     if (!content_defined() || run_bytes < opts.isolate_min) return ok_status();
+    if (!current.empty()) DFGEN_CHECK(submit(false));
+    // Its block needs no dictionary: it is small and never reused.
     isolating = true;
-    return current.empty() ? ok_status() : submit(false);
+    current_without_dict = true;
+    return ok_status();
   }
 
   // Runs one step of the caller's; its first error sticks.

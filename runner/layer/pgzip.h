@@ -29,9 +29,10 @@
 // between two builds of the same tree every directory header differs. The
 // writer calls begin_volatile_entry() before such an entry; when at least
 // isolate_min bytes were written since the last volatile entry, the entry
-// gets a block of its own and the block after it starts without a dictionary
-// (back references can only reach into the bytes before it), so the blocks
-// around it keep their keys. A volatile entry after fewer bytes stays in its
+// gets a block of its own (without a dictionary: it is small, and never
+// the same twice) and the block after it starts without a dictionary (its
+// back references could reach into the entry), so the blocks around it keep
+// their keys. A volatile entry after fewer bytes stays in its
 // block: a tree of tiny folders keeps its dictionaries, and its ratio.
 //
 // Reuse. With a BlockCache, each block's key (SHA-256 over a format version,
