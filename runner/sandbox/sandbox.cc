@@ -204,12 +204,16 @@ class ContainerGuard {
     say(fmt::format("{}\n", runc_pid));
     watching_ = true;
   }
-  // We dealt with the container: the guard exits without acting.
+  // We dealt with the container: the guard exits without acting. It is
+  // reaped on a detached thread: the step need not wait for a shell to be
+  // scheduled and exit (if this process ends first, init reaps it).
   void release() {
     if (pid_ < 0) return;
     say(watching_ ? "done\n" : "0\ndone\n");
     pipe_.reset();
-    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {}
+    std::thread([pid = pid_] {
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
+    }).detach();
     pid_ = -1;
   }
 
