@@ -26,7 +26,7 @@ struct Block {
   std::vector<unsigned char> dict;   // last bytes of the block before (empty for the first)
   bool last = false;
   // Results.
-  std::vector<unsigned char> output;
+  ByteBuffer output;
   uLong crc = 0;
   std::string key;        // set when there is a cache
   uint32_t output_crc = 0;   // with a key: CRC-32 of the output
@@ -156,7 +156,7 @@ class Deflater {
   int level_;
   bool adaptive_;
   z_stream z_{}, stored_{}, fast_{}, probe_{};
-  std::vector<unsigned char> probe_out_;
+  ByteBuffer probe_out_;
   bool ok_ = false;
 };
 

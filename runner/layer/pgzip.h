@@ -50,11 +50,35 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/result.h"
 
 namespace dfgen::layer {
+
+// Bytes whose resize() leaves new bytes uninitialised: compressed blocks are
+// sized to deflate's bound, or read from a file, and then overwritten, so
+// zero-filling them first would only cost a pass over every byte.
+template <typename T>
+struct UninitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  UninitAllocator() = default;
+  template <typename U>
+  UninitAllocator(const UninitAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using ByteBuffer = std::vector<unsigned char, UninitAllocator<unsigned char>>;
 
 // One block of a gzip stream as written: where its compressed bytes are.
 struct GzipBlock {
@@ -72,7 +96,7 @@ struct GzipBlock {
 class GzipBlockCache {
  public:
   struct Hit {
-    std::vector<unsigned char> bytes;   // the compressed bytes, as deflate gave them
+    ByteBuffer bytes;                   // the compressed bytes, as deflate gave them
     uint32_t crc = 0;                   // CRC-32 of the input
     uint32_t output_crc = 0;            // CRC-32 of `bytes`
   };
