@@ -421,9 +421,11 @@ struct ParallelGzip::Impl {
 ParallelGzip::Options ParallelGzip::layer_options(int level, GzipBlockCache* cache) {
   Options o;
   o.level = level;
+  // Every block costs ~0.7 ms of set-up (its probe, its dictionary):
+  // smaller ones would cost a cold layer more than they save a warm one.
   o.block_size = 4 << 20;
-  o.min_block = 512 << 10;
-  o.cut_target = 512 << 10;
+  o.min_block = 1 << 20;
+  o.cut_target = 1 << 20;
   o.chunk = 1 << 20;
   o.hash_input = true;
   o.cache = cache;

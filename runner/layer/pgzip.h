@@ -121,13 +121,13 @@ class ParallelGzip {
     int level = -1;
     size_t block_size = kDefaultBlock;   // fixed blocks; the hard limit when content-defined
     size_t min_block = 0;                // 0: fixed blocks; else content-defined (see above)
-    size_t cut_target = 512 << 10;
+    size_t cut_target = 1 << 20;
     size_t chunk = 1 << 20;
     size_t isolate_min = 64 << 10;
     bool hash_input = false;             // SHA-256 of the input: input_digest()
     GzipBlockCache* cache = nullptr;     // not owned; must outlive the compressor
   };
-  // What layers use: content-defined blocks of 512 KiB to 4 MiB, the input
+  // What layers use: content-defined blocks of 1 to 4 MiB, the input
   // hashed (the diff_id) on the writer thread.
   static Options layer_options(int level, GzipBlockCache* cache);
 
