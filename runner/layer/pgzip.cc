@@ -68,6 +68,9 @@ constexpr double kFastRatio = 0.75;
 // than it saves (and a volatile entry's block never matches).
 constexpr size_t kMinCachedBlock = 16 << 10;
 
+// At most this many blocks in flight, however small.
+constexpr size_t kMaxInFlight = 64;
+
 // Raw deflate streams, reset per block: one at the level asked for, one
 // storing (level 0), one of runs only (the default level's poorly
 // compressible blocks), one probing (level 1).
@@ -212,6 +215,7 @@ struct ParallelGzip::Impl {
   std::condition_variable space_cv;   // the caller waits for room in flight
   std::deque<std::shared_ptr<Block>> todo;       // not yet taken by a worker
   std::deque<std::shared_ptr<Block>> in_order;   // submitted, not yet written out
+  size_t in_flight = 0;                           // their input bytes
   bool stopping = false;                // workers and writer: leave
   bool closed = false;                  // writer: no more blocks will come
   Status writer_status = ok_status();   // the writer's first error
@@ -279,6 +283,7 @@ struct ParallelGzip::Impl {
       {
         std::lock_guard lock(mu);
         if (!st.ok()) writer_status = std::move(st);
+        in_flight -= b->input.size();
         in_order.pop_front();
       }
       space_cv.notify_all();
@@ -336,10 +341,18 @@ struct ParallelGzip::Impl {
       inline_deflater->run(*b, opts.cache);
       return write_block(*b);
     }
-    // Keep at most two blocks per thread in flight: bounded memory.
+    // Keep about two blocks' worth of input per thread in flight: bounded
+    // memory, and the workers never starve behind a run of small blocks
+    // (directories' own), which a count of blocks would allow.
+    size_t budget = static_cast<size_t>(opts.threads) * 2 *
+                    (content_defined() ? opts.min_block + opts.cut_target : opts.block_size);
     std::unique_lock lock(mu);
-    space_cv.wait(lock, [&] { return !writer_status.ok() || in_order.size() < static_cast<size_t>(opts.threads) * 2; });
+    space_cv.wait(lock, [&] {
+      return !writer_status.ok() || in_order.empty() ||
+             (in_flight + b->input.size() <= budget && in_order.size() < kMaxInFlight);
+    });
     if (!writer_status.ok()) return writer_status;
+    in_flight += b->input.size();
     todo.push_back(b);
     in_order.push_back(b);
     lock.unlock();
