@@ -221,6 +221,27 @@ TEST(ContentDefinedGzip, ABigEntryIsCutAtTheSameOffsetsWhereverItStarts) {
   EXPECT_GE(reused(b.blocks), 3);
 }
 
+TEST(ContentDefinedGzip, IncompressibleBlocksAreNeitherHashedNorLookedUp) {
+  std::string random(3 << 20, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (auto& c : random) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x >> 24);
+  }
+  MemoryCache cache;
+  Compressed c = compress({{"random", random, false}}, 2, &cache);
+  EXPECT_EQ(gunzip(c.output), c.input);
+  // Only the first block, which starts with the entry's (compressible)
+  // header, has a key.
+  ASSERT_GE(c.blocks.size(), 3u);
+  EXPECT_EQ(cache.lookups(), 1);
+  EXPECT_FALSE(c.blocks[0].key.empty());
+  for (size_t i = 1; i < c.blocks.size(); ++i) EXPECT_TRUE(c.blocks[i].key.empty()) << i;
+  // Compressible blocks are looked up.
+  Compressed d = compress(make_entries(2, 150), 2, &cache);
+  EXPECT_GT(cache.lookups(), 0);
+}
+
 // ---- layers in a store ----
 
 class GzipReuseTest : public ::testing::Test {

@@ -92,7 +92,7 @@ class Deflater {
   Deflater& operator=(const Deflater&) = delete;
 
   void run(Block& b, GzipBlockCache* cache) {
-    if (cache && b.input.size() >= kMinCachedBlock) {
+    if (cache && b.input.size() >= kMinCachedBlock && !incompressible_head(b)) {
       b.key = block_key(b, level_);
       if (auto hit = cache->find(b.key, b.input.size())) {
         b.output = std::move(hit->bytes);
@@ -141,11 +141,20 @@ class Deflater {
   }
 
  private:
+  // Whether the block's first kMinProbe bytes do not compress at all
+  // (random or compressed data). Such a block is not worth a key: it will
+  // most likely be stored, which costs less than hashing it.
+  bool incompressible_head(const Block& b) { return ratio_of(b, kMinProbe) >= kStoredRatio; }
+
   // Compressed size / size of the block's first kProbe bytes (all of a
   // shorter block's) at level 1; 0 (compress as asked) for a block shorter
   // than kMinProbe (a directory's header, say).
-  double probe_ratio(const Block& b) {
-    size_t n = std::min(b.input.size(), kProbe);
+  double probe_ratio(const Block& b) { return ratio_of(b, kProbe); }
+
+  // Compressed size / size of the block's first `limit` bytes at level 1
+  // (0 when fewer than kMinProbe).
+  double ratio_of(const Block& b, size_t limit) {
+    size_t n = std::min(b.input.size(), limit);
     if (n < kMinProbe || deflateReset(&probe_) != Z_OK) return 0;
     probe_out_.resize(deflateBound(&probe_, n));
     probe_.next_in = const_cast<Bytef*>(b.input.data());

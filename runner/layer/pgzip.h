@@ -40,6 +40,9 @@
 // the input; hashed on the worker threads) is looked up before deflating it;
 // a hit's stored compressed bytes are used as they are: they are exactly what
 // deflating would give, so the output is the same with or without a cache.
+// Blocks under 16 KiB, and blocks whose first 4 KiB do not compress at all
+// (random or compressed data: storing them costs less than hashing them),
+// are not looked up or recorded.
 #pragma once
 
 #include <array>
