@@ -350,11 +350,10 @@ struct ParallelGzip::Impl {
       inline_deflater->run(*b, opts.cache);
       return write_block(*b);
     }
-    // Keep about two blocks' worth of input per thread in flight: bounded
+    // Keep a few blocks' worth of input per thread in flight: bounded
     // memory, and the workers never starve behind a run of small blocks
     // (directories' own), which a count of blocks would allow.
-    size_t budget = static_cast<size_t>(opts.threads) * 2 *
-                    (content_defined() ? opts.min_block + opts.cut_target : opts.block_size);
+    size_t budget = static_cast<size_t>(opts.threads) * (content_defined() ? 3 * opts.min_block : 2 * opts.block_size);
     std::unique_lock lock(mu);
     space_cv.wait(lock, [&] {
       return !writer_status.ok() || in_order.empty() ||
