@@ -19,8 +19,8 @@
 // probability of entry bytes / cut_target, so blocks average about
 // min_block + cut_target whatever the entry sizes); inside an entry, a block
 // that holds min_block bytes ends at every chunk bytes from the entry's start
-// (a big file is cut at the same offsets wherever it lands); max_block is the
-// hard limit. So a file that changes size moves no boundary outside its own
+// (a big file is cut at the same offsets wherever it lands); block_size is
+// the hard limit. So a file that changes size moves no boundary outside its own
 // block (and at most the next one): the other blocks have the same input and
 // dictionary as before.
 //
@@ -32,10 +32,10 @@
 // gets a block of its own (without a dictionary: it is small, and never
 // the same twice) and the block after it starts without a dictionary (its
 // back references could reach into the entry), so the blocks around it keep
-// their keys. A volatile entry after fewer bytes stays in its
-// block: a tree of tiny folders keeps its dictionaries, and its ratio.
+// their keys. A volatile entry after fewer bytes stays in its block: a tree
+// of tiny folders keeps its dictionaries, and its ratio.
 //
-// Reuse. With a BlockCache, each block's key (SHA-256 over a format version,
+// Reuse. With a GzipBlockCache, each block's key (SHA-256 over a format version,
 // zlib's version, the level, whether it is the last block, the dictionary and
 // the input; hashed on the worker threads) is looked up before deflating it;
 // a hit's stored compressed bytes are used as they are: they are exactly what
