@@ -21,6 +21,7 @@
 #include "runner/layer/gzip_block_cache.h"
 #include "runner/layer/layer.h"
 #include "runner/layer/pgzip.h"
+#include "runner/layer/test_bytes.h"
 
 namespace dfgen::layer {
 namespace {
@@ -222,12 +223,7 @@ TEST(ContentDefinedGzip, ABigEntryIsCutAtTheSameOffsetsWhereverItStarts) {
 }
 
 TEST(ContentDefinedGzip, IncompressibleBlocksAreNeitherHashedNorLookedUp) {
-  std::string random(3 << 20, '\0');
-  uint64_t x = 88172645463325252ull;
-  for (auto& c : random) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = static_cast<char>(x >> 24);
-  }
+  std::string random = incompressible_bytes(3 << 20);
   MemoryCache cache;
   Compressed c = compress({{"random", random, false}}, 2, &cache);
   EXPECT_EQ(gunzip(c.output), c.input);

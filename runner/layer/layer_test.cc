@@ -18,6 +18,7 @@
 
 #include "core/sha256.h"
 #include "runner/layer/layer_internal.h"
+#include "runner/layer/test_bytes.h"
 #include "runner/layer/pgzip.h"
 #include "runner/userns/test_util.h"
 
@@ -444,12 +445,7 @@ TEST(ParallelGzipTest, IncompressibleBlocksAreStoredStillOneMemberSameBytes) {
   // 3 MiB of random bytes around 1 MiB that compresses: the random blocks are
   // stored (at most a few bytes per 64 KiB over their size), the other one
   // deflated; one member, the same bytes for every thread count.
-  std::string random(3 << 20, '\0');
-  uint64_t x = 88172645463325252ull;
-  for (auto& c : random) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = static_cast<char>(x >> 24);
-  }
+  std::string random = incompressible_bytes(3 << 20);
   std::string in = random.substr(0, 2 << 20) + mixed_data(1 << 20, 5) + random.substr(2 << 20);
   std::string one = pgzip(in, 1, ParallelGzip::kDefaultBlock);
   size_t rest = 99;
