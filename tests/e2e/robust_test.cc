@@ -93,9 +93,13 @@ TEST(Check, FindsAndRepairsCorruption) {
 
   // A corrupt layer blob of the build (what a cache entry points at), a
   // dangling cache entry, and a tag whose manifest is gone.
-  Output corrupt = sh("cd " + q(store) + " && e=$(ls cache | head -1) && "
-                      "d=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"layer\"][\"digest\"][7:])' cache/$e) && "
-                      "chmod u+w blobs/sha256/$d && echo garbage >> blobs/sha256/$d && echo $d");
+  // (The first entry with a layer: an entry of a step that adds none has a null one.)
+  Output corrupt = sh("cd " + q(store) + " && d=$(python3 -c 'import json,os,re\n"
+                      "for e in sorted(os.listdir(\"cache\")):\n"
+                      "    l = re.fullmatch(\"[0-9a-f]{64}\", e) and json.load(open(\"cache/\" + e)).get(\"layer\")\n"
+                      "    if l:\n"
+                      "        print(l[\"digest\"][7:]); break') && "
+                      "test -n \"$d\" && chmod u+w blobs/sha256/$d && echo garbage >> blobs/sha256/$d && echo $d");
   ASSERT_EQ(corrupt.exit_code, 0) << corrupt.output;
   std::string blob = corrupt.output.substr(0, 64);
   write_file(store + "/cache/" + std::string(64, 'c'),
