@@ -9,7 +9,7 @@ packages=(
   # build
   cmake ninja-build g++ pkg-config clang
   libre2-dev libssl-dev libfmt-dev libgtest-dev libgmock-dev
-  nlohmann-json3-dev libarchive-dev zlib1g-dev libdeflate-dev libzstd-dev libcurl4-openssl-dev libcli11-dev
+  nlohmann-json3-dev libarchive-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libcli11-dev
   # running containers
   runc slirp4netns uidmap iproute2
   # test peers and fixtures
