@@ -60,8 +60,8 @@ def main():
                "bench/rss.csv). Seconds of wall time, median of the repetitions; "
                "`×` is the peer's median divided by dfgen's (above 1: dfgen is "
                "faster). All tools ran in the same run, alternating.\n")
-    out.append("Machine (shared with other engineers' compiles during the run: "
-               "numbers are as measured; the spread table below shows how much they moved):\n")
+    out.append("Machine (numbers as measured, whatever else ran; the spread table "
+               "below shows how much they moved, bench/analysis.md says how busy it was):\n")
     out.append(machine + "\n")
 
     head = "| scenario | case | " + " | ".join(TOOL_NAMES[t] for t in order)
