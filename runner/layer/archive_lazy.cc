@@ -19,23 +19,35 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 namespace {
 
-void* library() {
-  static void* const handle = [] {
-    void* h = ::dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-      std::fprintf(stderr, "dfrun: cannot load libarchive: %s (install libarchive13)\n", ::dlerror());
-      std::exit(1);
-    }
-    return h;
+struct Library {
+  void* handle = nullptr;
+  std::string error;   // dlerror() when it could not be loaded
+};
+
+// Loaded once, from whichever thread asks first.
+const Library& library() {
+  static const Library lib = [] {
+    Library l;
+    l.handle = ::dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
+    if (!l.handle) l.error = ::dlerror();
+    return l;
   }();
-  return handle;
+  return lib;
 }
 
+// Exits on failure, on the thread of the first real call (never on the
+// preloading one, where exit() would race the step's own thread).
 void* archive_symbol(const char* name) {
-  void* f = ::dlsym(library(), name);
+  const Library& lib = library();
+  if (!lib.handle) {
+    std::fprintf(stderr, "dfrun: cannot load libarchive: %s (install libarchive13)\n", lib.error.c_str());
+    std::exit(1);
+  }
+  void* f = ::dlsym(lib.handle, name);
   if (!f) {
     std::fprintf(stderr, "dfrun: libarchive has no %s\n", name);
     std::exit(1);

@@ -14,8 +14,9 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 #include <vector>
+
+#include "runner/sandbox/reap.h"
 
 extern char** environ;
 
@@ -140,11 +141,7 @@ PrivateNetwork::~PrivateNetwork() {
     // kernel ~15 ms (tearing down the tap device): a step need not wait for
     // that. A detached thread reaps it; if this process ends first, init does.
     slirp_exit_.reset();
-    pid_t pid = slirp_pid_;
-    std::thread([pid] {
-      int status;
-      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    }).detach();
+    reap_in_background(slirp_pid_);
   }
   if (!ns_path_.empty()) {
     ::umount2(ns_path_.c_str(), MNT_DETACH);

@@ -20,6 +20,7 @@
 #include "core/fs.h"
 #include "runner/sandbox/bundle.h"
 #include "runner/sandbox/network.h"
+#include "runner/sandbox/reap.h"
 #include "runner/sandbox/rootfs.h"
 #include "runner/userns/userns.h"
 
@@ -211,9 +212,7 @@ class ContainerGuard {
     if (pid_ < 0) return;
     say(watching_ ? "done\n" : "0\ndone\n");
     pipe_.reset();
-    std::thread([pid = pid_] {
-      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
-    }).detach();
+    reap_in_background(pid_);
     pid_ = -1;
   }
 
