@@ -24,6 +24,11 @@ struct Project {
               fixture("busybox") + " -t " + tag);
   }
   Output build() { return sh("ninja -C " + q(b)); }
+  // generate() then build(): the first that fails, or the build.
+  Output generate_and_build() {
+    Output g = generate();
+    return g.exit_code != 0 ? g : build();
+  }
   Output in_image(const std::string& line) { return sh("dfrun run " + tag + " /bin/sh -c " + q(line)); }
   // The cache key a step's layer was looked up under (beside its result).
   std::string layer_key(const std::string& step) {
@@ -74,8 +79,7 @@ COPY --parents dir/sub/c.txt /par/
 COPY --parents --exclude=**/*.md dir/./sub /piv/
 COPY --parents dir/*/c.txt /pw/
 )"));
-  ASSERT_EQ(p.generate().exit_code, 0);
-  Output built = p.build();
+  Output built = p.generate_and_build();
   ASSERT_EQ(built.exit_code, 0) << built.output;
   Output tree = p.in_image("cd / && find ex ex2 exw named par piv pw | sort");
   EXPECT_EQ(tree.output,
@@ -141,8 +145,7 @@ TEST(CopyFlags, AddUrlDownloadsWithChecksumModeAndTime) {
   std::string url = "http://127.0.0.1:" + std::to_string(port) + "/data.txt";
   write_file(p.ctx + "/Dockerfile", "FROM busybox\nADD " + url + " /dl/\nADD --checksum=sha256:" + sum +
                                         " " + url + " /dl/checked\n");
-  ASSERT_EQ(p.generate().exit_code, 0);
-  Output built = p.build();
+  Output built = p.generate_and_build();
   ASSERT_EQ(built.exit_code, 0) << built.output;
   EXPECT_EQ(p.in_image("stat -c '%a %Y %u %n' /dl/*; cat /dl/checked").output,
             "600 1600000000 0 /dl/checked\n600 1600000000 0 /dl/data.txt\npayload-" + nonce() + "\n");
@@ -178,8 +181,7 @@ TEST(CopyFlags, AddUnpackExtractsARemoteArchiveAndKeepsALocalOne) {
   write_file(p.ctx + "/Dockerfile", "FROM busybox\nADD --unpack=true " + url + " /remote/\nADD " + url +
                                         " /plain/\nADD --unpack=false local.tar /kept/\nADD local.tar /default/\n"
                                         "ADD --unpack local.tar /flag/\n");
-  ASSERT_EQ(p.generate().exit_code, 0);
-  Output built = p.build();
+  Output built = p.generate_and_build();
   ASSERT_EQ(built.exit_code, 0) << built.output;
   // Extracted: the remote archive with --unpack=true, the local one by default
   // and with a bare --unpack; kept as files: the remote one by default, the
@@ -215,8 +217,7 @@ TEST(CopyFlags, AddGitClonesAtRefWithoutOrWithGitDir) {
   Project p("git");
   write_file(p.ctx + "/Dockerfile", with_nonce("FROM busybox\nRUN echo @NONCE@\nADD " + remote + "#v1 /src/\n"
                                                "ADD --keep-git-dir " + remote + " /kept/\n"));
-  ASSERT_EQ(p.generate().exit_code, 0);
-  Output built = p.build();
+  Output built = p.generate_and_build();
   ASSERT_EQ(built.exit_code, 0) << built.output;
   EXPECT_EQ(p.in_image("cat /src/f.txt /kept/f.txt; ls -A /src; test -f /kept/.git/HEAD && echo has-git").output,
             "v1\nv2\nf.txt\nhas-git\n");
@@ -261,8 +262,7 @@ COPY --chown=1234:2345 <<EOF /hd/sub/f
 x
 EOF
 )"));
-  ASSERT_EQ(p.generate().exit_code, 0);
-  Output built = p.build();
+  Output built = p.generate_and_build();
   ASSERT_EQ(built.exit_code, 0) << built.output;
   EXPECT_EQ(p.in_image("stat -c '%n %u:%g' /hd /hd/sub /hd/sub/f").output,
             "/hd 1234:2345\n/hd/sub 1234:2345\n/hd/sub/f 1234:2345\n");
@@ -278,8 +278,7 @@ TEST(CopyFlags, ParentsGivesTheDestDirsItCreatesToTheChownOwner) {
 RUN echo @NONCE@ > /nonce
 COPY --parents --chown=1234:2345 dir/./ /pe/x/
 )"));
-  ASSERT_EQ(p.generate().exit_code, 0);
-  Output built = p.build();
+  Output built = p.generate_and_build();
   ASSERT_EQ(built.exit_code, 0) << built.output;
   EXPECT_EQ(p.in_image("stat -c '%n %u:%g' /pe /pe/x /pe/x/f").output,
             "/pe 1234:2345\n/pe/x 1234:2345\n/pe/x/f 1234:2345\n");
@@ -298,8 +297,7 @@ COPY <<EOF /l2
 doc
 EOF
 )"));
-  ASSERT_EQ(p.generate().exit_code, 0);
-  Output built = p.build();
+  Output built = p.generate_and_build();
   ASSERT_EQ(built.exit_code, 0) << built.output;
   EXPECT_EQ(p.in_image("readlink /l1; readlink /l2; cat /t1 /t2").output, "/t1\nt2\nnew\ndoc\n");
 }

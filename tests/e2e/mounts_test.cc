@@ -42,6 +42,21 @@ int blobs_containing(const std::string& dir, const std::string& needle) {
   return std::atoi(o.output.c_str());
 }
 
+// The step results of build dir `b`, all of them.
+std::string step_results(const std::string& b) { return sh("cat " + q(b) + "/.dfgen/s*.result").output; }
+
+// A clean rebuild of `b` (its step results removed, ninja run with `env`)
+// finds every step in the store: no step prints `marker` and the results
+// come back as `results`.
+void expect_clean_rebuild_runs_nothing(const std::string& b, const std::string& env, const std::string& marker,
+                                       const std::string& results) {
+  ASSERT_EQ(sh("rm " + q(b) + "/.dfgen/s*.result").exit_code, 0);
+  Output again = sh(env + " ninja -C " + q(b));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(count_lines_with(again.output, marker), 0) << again.output;
+  EXPECT_EQ(step_results(b), results);
+}
+
 const char* kBindDockerfile = R"(FROM busybox AS tools
 RUN echo tool-@NONCE@ > /made.txt && mkdir -p /opt/t && echo deep > /opt/t/f
 
@@ -187,14 +202,10 @@ TEST(Secret, IsMountedButNeverStoredNorKeyed) {
   EXPECT_EQ(sh("ls -d " + q(b + "/rootfs/run") + " " + q(b + "/rootfs/etc/tok") + " 2>/dev/null | wc -l").output, "0\n");
 
   // A new value keeps every key: a clean rebuild finds each step in the store.
-  std::string results = sh("cat " + q(b) + "/.dfgen/s*.result").output;
+  std::string results = step_results(b);
   write_file(file, value + "-changed");
   ASSERT_EQ(dfgen(ctx, b, args).exit_code, 0);
-  ASSERT_EQ(sh("rm " + q(b) + "/.dfgen/s*.result").exit_code, 0);
-  Output again = sh("MOUNTS_E2E_TOKEN=other ninja -C " + q(b));
-  ASSERT_EQ(again.exit_code, 0) << again.output;
-  EXPECT_EQ(count_lines_with(again.output, "SECRET-STEP-RAN"), 0) << again.output;
-  EXPECT_EQ(sh("cat " + q(b) + "/.dfgen/s*.result").output, results);
+  expect_clean_rebuild_runs_nothing(b, "MOUNTS_E2E_TOKEN=other", "SECRET-STEP-RAN", results);
 }
 
 TEST(Secret, MissingRequiredSecretNamesIt) {
@@ -311,17 +322,13 @@ TEST_F(Ssh, AgentKeysAreListedInsideButTheSocketIsInNoKeyOrLayer) {
   EXPECT_EQ(sh("grep -rla " + q(socket) + " " + q(store_dir() + "/cache") + " | wc -l").output, "0\n");
 
   // Another agent at another path keeps every key: a clean rebuild runs nothing.
-  std::string results = sh("cat " + q(b) + "/.dfgen/s*.result").output;
+  std::string results = step_results(b);
   std::string moved = dir + "/moved.sock";
   ASSERT_EQ(sh("mv " + q(socket) + " " + q(moved)).exit_code, 0);
   ASSERT_EQ(sh("SSH_AUTH_SOCK=" + q(moved) + " dfgen " + q(ctx) + " -B " + q(b) +
                " --build-context busybox=docker-image://" + fixture("busybox") + " -t " + image +
                " --ssh default --ssh other=" + q(moved)).exit_code, 0);
-  ASSERT_EQ(sh("rm " + q(b) + "/.dfgen/s*.result").exit_code, 0);
-  Output again = sh("SSH_AUTH_SOCK=" + q(moved) + " ninja -C " + q(b));
-  ASSERT_EQ(again.exit_code, 0) << again.output;
-  EXPECT_EQ(count_lines_with(again.output, "SSH-STEP-RAN"), 0) << again.output;
-  EXPECT_EQ(sh("cat " + q(b) + "/.dfgen/s*.result").output, results);
+  expect_clean_rebuild_runs_nothing(b, "SSH_AUTH_SOCK=" + q(moved), "SSH-STEP-RAN", results);
 }
 
 TEST(SshMissing, RequiredAgentNamesItOptionalIsNotMounted) {
